@@ -1,0 +1,65 @@
+"""`sgbench` command line: a thin dispatcher over sgbench.commands.<name> modules.
+
+Each command module defines `register(subparsers)` (cheap: no heavy imports at module level)
+and `main(args) -> int`. A UserError anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sgbench.errors import UserError
+
+# name -> module; order is the order in `sgbench --help`.
+COMMANDS = {
+    "run": "sgbench.commands.run",
+    "report": "sgbench.commands.report",
+    "check": "sgbench.commands.check",
+    "sample": "sgbench.commands.sample",
+    "evaluate": "sgbench.commands.evaluate",
+    "flops": "sgbench.commands.flops",
+    "train": "sgbench.commands.train",
+    "t2i": "sgbench.commands.t2i",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage errors already exit 2; keep them one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sgbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                continue  # command not built yet in this checkout
+            raise
+        p = mod.register(sub)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except UserError as e:
+        print(f"sgbench {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"sgbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

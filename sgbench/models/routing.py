@@ -1,0 +1,69 @@
+"""Token selection for TREAD routing and MaskDiT masking.
+
+A sparsity rate gamma drops `int(N * gamma)` of N tokens. Which tokens are kept comes either
+from an explicit kept-index tensor or from random generators. Kept indices are sorted so a
+routed forward depends only on the kept *set*. With a list of per-sample generators the
+selection of sample i depends only on its own generator, never on batch composition.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+
+from sgbench.errors import UserError
+
+GeneratorLike = Union[None, torch.Generator, Sequence[torch.Generator]]
+
+
+def num_dropped(n_tokens: int, gamma: float) -> int:
+    """Tokens dropped at rate gamma (TREAD's convention: int(N * gamma))."""
+    if not 0.0 <= float(gamma) < 1.0:
+        raise UserError(f"sparsity rate gamma must lie in [0, 1), got {gamma}")
+    return int(n_tokens * float(gamma))
+
+
+def num_kept(n_tokens: int, gamma: float) -> int:
+    return n_tokens - num_dropped(n_tokens, gamma)
+
+
+def sample_keep_indices(
+    batch: int, n_tokens: int, gamma: float, generator: GeneratorLike = None, device=None
+) -> torch.Tensor:
+    """Sorted kept indices [batch, n_kept] (int64), drawn like TREAD (argsort of uniform noise).
+
+    `generator` may be one torch.Generator for the whole batch, or a sequence of `batch`
+    generators (one per sample) so that each sample's selection is reproducible on its own.
+    """
+    k = num_kept(n_tokens, gamma)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != batch:
+            raise ValueError(f"expected {batch} generators, got {len(generator)}")
+        noise = torch.stack([torch.rand(n_tokens, generator=g, device=g.device) for g in generator])
+    else:
+        gdev = generator.device if generator is not None else device
+        noise = torch.rand(batch, n_tokens, generator=generator, device=gdev)
+    idx = noise.argsort(dim=1)[:, :k]
+    idx = idx.sort(dim=1).values
+    return idx.to(device) if device is not None else idx
+
+
+def gather_tokens(x: torch.Tensor, keep_idx: torch.Tensor) -> torch.Tensor:
+    """x [B, N, D], keep_idx [B, K] -> [B, K, D]."""
+    return torch.gather(x, 1, keep_idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def scatter_tokens(full: torch.Tensor, kept: torch.Tensor, keep_idx: torch.Tensor) -> torch.Tensor:
+    """Write `kept` [B, K, D] back into a copy of `full` [B, N, D] at keep_idx."""
+    idx = keep_idx.unsqueeze(-1).expand(-1, -1, full.shape[-1])
+    return full.scatter(1, idx, kept.to(full.dtype))
+
+
+def check_keep_indices(keep_idx: torch.Tensor, batch: int, n_tokens: int, n_kept: int) -> None:
+    if keep_idx.dim() != 2 or keep_idx.shape[0] != batch or keep_idx.shape[1] != n_kept:
+        raise UserError(
+            f"keep_idx must have shape [{batch}, {n_kept}] for {n_tokens} tokens, got {tuple(keep_idx.shape)}"
+        )
+    if keep_idx.numel() and (int(keep_idx.min()) < 0 or int(keep_idx.max()) >= n_tokens):
+        raise UserError(f"keep_idx values must lie in [0, {n_tokens})")
