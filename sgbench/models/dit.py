@@ -9,7 +9,7 @@ back into the saved full sequence (dropped tokens pass through unchanged).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,14 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sgbench.errors import UserError
-from sgbench.models.routing import (
-    GeneratorLike,
-    check_keep_indices,
-    gather_tokens,
-    num_kept,
-    sample_keep_indices,
-    scatter_tokens,
-)
+from sgbench.models.registry import register_backbone
+from sgbench.models.routing import GeneratorLike, gather_tokens, num_kept, resolve_keep_indices, scatter_tokens
 
 
 @dataclass(frozen=True)
@@ -36,17 +30,72 @@ class Route:
     end: int
 
     @classmethod
-    def parse(cls, text: str) -> "Route":
-        """'2-24' -> Route(2, 24)."""
+    def parse(cls, value) -> "Route":
+        """'2-24', (2, 24) or tread's {'start_layer_idx': 2, 'end_layer_idx': 24} -> Route(2, 24).
+
+        Indices are 0-based block indices, both inclusive, exactly as in CompVis/tread's
+        `dit.py` (compared with `enumerate(self.blocks)`) and the paper's r_{i->j} over layers
+        L_0..L_{B-1}: r_{2->24} on DiT-XL/2 (28 blocks) routes blocks 2..24 and leaves 25..27 dense.
+        """
+        if isinstance(value, Route):
+            return value
         try:
-            a, b = str(text).split("-")
+            if isinstance(value, dict):
+                return cls(int(value["start_layer_idx"]), int(value["end_layer_idx"]))
+            if isinstance(value, (list, tuple)):
+                a, b = value
+            else:
+                a, b = str(value).split("-")
             return cls(int(a), int(b))
-        except ValueError:
-            raise UserError(f"route must look like START-END (e.g. 2-24), got {text!r}") from None
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"route must look like START-END (e.g. 2-24), got {value!r}") from None
+
+    def __str__(self) -> str:
+        return f"{self.start}-{self.end}"
+
+
+def parse_routes(routes, depth: int) -> tuple[Route, ...]:
+    """Parse one route or a sequence of routes and check they fit `depth` blocks without overlap."""
+    if isinstance(routes, (str, dict, Route)):
+        routes = [routes]
+    parsed = tuple(Route.parse(r) for r in routes)
+    last = -1
+    for r in sorted(parsed, key=lambda r: r.start):
+        if not (0 <= r.start <= r.end < depth):
+            raise UserError(f"route {r.start}-{r.end} must satisfy 0 <= start <= end < depth={depth}")
+        if r.start <= last:
+            raise UserError(f"routes overlap at block {r.start}")
+        last = r.end
+    return parsed
+
+
+class PatchGridConfig:
+    """Shared by DiT-like configs: a square latent cut into patch_size x patch_size tokens."""
+
+    _positive = ("input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "num_classes")
+    _heads = (("hidden_size", "num_heads"),)
+
+    def check_grid(self) -> None:
+        for name in self._positive:
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.input_size % self.patch_size:
+            raise UserError(f"input_size {self.input_size} is not divisible by patch_size {self.patch_size}")
+        for width, heads in self._heads:
+            if getattr(self, width) % getattr(self, heads):
+                raise UserError(f"{width} {getattr(self, width)} is not divisible by {heads} {getattr(self, heads)}")
+
+    @property
+    def num_tokens(self) -> int:
+        return (self.input_size // self.patch_size) ** 2
+
+    @property
+    def out_channels(self) -> int:
+        return self.in_channels * 2 if self.learn_sigma else self.in_channels
 
 
 @dataclass
-class DiTConfig:
+class DiTConfig(PatchGridConfig):
     input_size: int = 32  # latent side (256px / 8)
     patch_size: int = 2
     in_channels: int = 4
@@ -60,26 +109,23 @@ class DiTConfig:
     routes: Sequence[Route] = field(default_factory=tuple)
 
     def __post_init__(self):
-        self.routes = tuple(r if isinstance(r, Route) else Route.parse(r) for r in self.routes)
-        if self.input_size % self.patch_size:
-            raise UserError(f"input_size {self.input_size} is not divisible by patch_size {self.patch_size}")
-        if self.hidden_size % self.num_heads:
-            raise UserError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        last = -1
-        for r in sorted(self.routes, key=lambda r: r.start):
-            if not (0 <= r.start <= r.end < self.depth):
-                raise UserError(f"route {r.start}-{r.end} must satisfy 0 <= start <= end < depth={self.depth}")
-            if r.start <= last:
-                raise UserError(f"routes overlap at block {r.start}")
-            last = r.end
+        self.routes = parse_routes(self.routes, self.depth)
+        self.check_grid()
 
-    @property
-    def num_tokens(self) -> int:
-        return (self.input_size // self.patch_size) ** 2
+    def to_dict(self) -> dict:
+        """JSON-able dict (routes as 'START-END'); `DiTConfig(**d)` rebuilds it."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["routes"] = [str(r) for r in self.routes]
+        return d
 
-    @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.learn_sigma else self.in_channels
+    def describe(self) -> str:
+        """One-line summary used in error messages."""
+        routes = ",".join(str(r) for r in self.routes) or "none"
+        return (
+            f"DiT(depth {self.depth}, hidden {self.hidden_size}, heads {self.num_heads}, patch {self.patch_size}, "
+            f"input {self.input_size}x{self.input_size}x{self.in_channels}, {self.num_classes} classes"
+            f"{' + null' if self.class_dropout_prob > 0 else ''}, learn_sigma {self.learn_sigma}, routes {routes})"
+        )
 
 
 # Named sizes as in DiT's `DiT_models` (depth, hidden, heads) x patch size.
@@ -177,13 +223,15 @@ class Mlp(nn.Module):
 
 
 class DiTBlock(nn.Module):
-    def __init__(self, hidden_size, num_heads, mlp_ratio=4.0):
+    """adaLN-Zero block. `cond_size` differs from `hidden_size` only in MaskDiT's decoder."""
+
+    def __init__(self, hidden_size, num_heads, mlp_ratio=4.0, cond_size=None):
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(hidden_size, num_heads)
         self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_size or hidden_size, 6 * hidden_size))
 
     def forward(self, x, c):
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
@@ -193,11 +241,11 @@ class DiTBlock(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    def __init__(self, hidden_size, patch_size, out_channels):
+    def __init__(self, hidden_size, patch_size, out_channels, cond_size=None):
         super().__init__()
         self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_size or hidden_size, 2 * hidden_size))
 
     def forward(self, x, c):
         shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
@@ -217,8 +265,45 @@ def get_2d_sincos_pos_embed(embed_dim: int, grid_size: int) -> np.ndarray:
     return np.concatenate([one_d(embed_dim // 2, grid[0]), one_d(embed_dim // 2, grid[1])], axis=1)
 
 
+def unpatchify(x: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """[B, N, p*p*C] tokens of a square grid -> [B, C, H, W] (DiT's order)."""
+    h = w = int(x.shape[1] ** 0.5)
+    x = x.reshape(x.shape[0], h, w, patch_size, patch_size, channels)
+    x = torch.einsum("nhwpqc->nchpwq", x)
+    return x.reshape(x.shape[0], channels, h * patch_size, w * patch_size)
+
+
+def init_dit_weights(model: nn.Module, adaln: Sequence[nn.Module], zeroed: Sequence[nn.Linear]) -> None:
+    """DiT's initialisation (shared by MaskDiT): xavier Linears, fixed sin-cos `*pos_embed`s,
+    N(0, 0.02) label/time embeddings, adaLN-Zero (`adaln` modules' last Linear and the `zeroed`
+    output Linears start at 0)."""
+
+    def _basic_init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    model.apply(_basic_init)
+    grid = int(model.num_tokens**0.5)
+    for name, param in model.named_parameters():
+        if name.endswith("pos_embed"):
+            param.data.copy_(torch.from_numpy(get_2d_sincos_pos_embed(param.shape[-1], grid)).float()[None])
+    w = model.x_embedder.proj.weight.data
+    nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # like a Linear, not a Conv2d
+    nn.init.zeros_(model.x_embedder.proj.bias)
+    nn.init.normal_(model.y_embedder.embedding_table.weight, std=0.02)
+    nn.init.normal_(model.t_embedder.mlp[0].weight, std=0.02)
+    nn.init.normal_(model.t_embedder.mlp[2].weight, std=0.02)
+    for layer in [m.adaLN_modulation[-1] for m in adaln] + list(zeroed):
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+
+
 class DiT(nn.Module):
     """DiT/SiT with optional TREAD routes; gamma and the kept tokens are chosen per call."""
+
+    family = "dit"  # key in the backbone registry and in sgbench checkpoint metadata
 
     def __init__(self, config: DiTConfig):
         super().__init__()
@@ -242,69 +327,41 @@ class DiT(nn.Module):
         return self.config.num_tokens
 
     def initialize_weights(self):
-        def _basic_init(m):
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-        self.apply(_basic_init)
-        grid = int(self.config.num_tokens**0.5)
-        self.pos_embed.data.copy_(torch.from_numpy(get_2d_sincos_pos_embed(self.config.hidden_size, grid)).float()[None])
-        w = self.x_embedder.proj.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.x_embedder.proj.bias)
-        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
+        init_dit_weights(self, adaln=[*self.blocks, self.final_layer], zeroed=[self.final_layer.linear])
 
     def unpatchify(self, x):
-        c, p = self.out_channels, self.patch_size
-        h = w = int(x.shape[1] ** 0.5)
-        x = x.reshape(x.shape[0], h, w, p, p, c)
-        x = torch.einsum("nhwpqc->nchpwq", x)
-        return x.reshape(x.shape[0], c, h * p, w * p)
+        return unpatchify(x, self.patch_size, self.out_channels)
 
     def route_keep_indices(
         self, batch: int, gamma: float, keep_idx=None, generator: GeneratorLike = None, device=None
     ) -> list[Optional[torch.Tensor]]:
         """Kept indices for each route (None where nothing is dropped, i.e. the dense path)."""
-        n, k = self.num_tokens, num_kept(self.num_tokens, gamma)
-        if k == n or not self.routes:
-            if gamma > 0 and not self.routes:
-                raise UserError("gamma > 0 requested but this model has no routes (set routes, e.g. 2-24)")
-            return [None] * len(self.routes)
-        if keep_idx is not None:
-            per_route = list(keep_idx) if isinstance(keep_idx, (list, tuple)) else [keep_idx] * len(self.routes)
-            if len(per_route) != len(self.routes):
-                raise UserError(f"expected kept indices for {len(self.routes)} routes, got {len(per_route)}")
-            for idx in per_route:
-                check_keep_indices(idx, batch, n, k)
-            return [idx.to(device) for idx in per_route]
-        return [sample_keep_indices(batch, n, gamma, generator, device=device) for _ in self.routes]
+        if gamma > 0 and not self.routes and num_kept(self.num_tokens, gamma) < self.num_tokens:
+            raise UserError("gamma > 0 requested but this model has no routes (set routes, e.g. 2-24)")
+        return resolve_keep_indices(batch, self.num_tokens, gamma, len(self.routes), keep_idx, generator, device)
 
     def forward(self, x, t, y, gamma: float = 0.0, keep_idx=None, generator: GeneratorLike = None):
         """x [B,C,H,W], t [B] (the network's own time input), y [B] class ids (num_classes = null)."""
         h = self.x_embedder(x) + self.pos_embed
         c = self.t_embedder(t) + self.y_embedder(y)
         kept = self.route_keep_indices(h.shape[0], gamma, keep_idx, generator, device=h.device)
-        starts = {r.start: (i, r) for i, r in enumerate(self.routes)}
-        ends = {r.end: i for i, r in enumerate(self.routes)}
+        start_of = {r.start: i for i, r in enumerate(self.routes)}  # block index -> route index
+        end_of = {r.end: i for i, r in enumerate(self.routes)}
         saved = None
         for i, block in enumerate(self.blocks):
-            if i in starts and kept[starts[i][0]] is not None:
-                saved = h
-                h = gather_tokens(h, kept[starts[i][0]])
+            if i in start_of and kept[start_of[i]] is not None:
+                saved = h  # full sequence; dropped tokens resume from here after the route
+                h = gather_tokens(h, kept[start_of[i]])
             h = block(h, c)
-            if i in ends and kept[ends[i]] is not None:
-                h = scatter_tokens(saved, h, kept[ends[i]])
+            if i in end_of and kept[end_of[i]] is not None:
+                h = scatter_tokens(saved, h, kept[end_of[i]])
                 saved = None
         h = self.final_layer(h, c)
         return self.unpatchify(h)
+
+
+def build_dit(config: dict) -> DiT:
+    return DiT(DiTConfig(**config))
+
+
+register_backbone("dit", build_dit)

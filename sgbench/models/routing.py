@@ -60,10 +60,44 @@ def scatter_tokens(full: torch.Tensor, kept: torch.Tensor, keep_idx: torch.Tenso
     return full.scatter(1, idx, kept.to(full.dtype))
 
 
-def check_keep_indices(keep_idx: torch.Tensor, batch: int, n_tokens: int, n_kept: int) -> None:
+def check_keep_indices(keep_idx: torch.Tensor, batch: int, n_tokens: int, n_kept: int) -> torch.Tensor:
+    """Validate explicit kept indices and return them sorted (so only the kept *set* matters)."""
+    if not isinstance(keep_idx, torch.Tensor) or keep_idx.dtype not in (torch.int64, torch.int32):
+        raise UserError(f"keep_idx must be an integer tensor of shape [{batch}, {n_kept}]")
     if keep_idx.dim() != 2 or keep_idx.shape[0] != batch or keep_idx.shape[1] != n_kept:
         raise UserError(
             f"keep_idx must have shape [{batch}, {n_kept}] for {n_tokens} tokens, got {tuple(keep_idx.shape)}"
         )
     if keep_idx.numel() and (int(keep_idx.min()) < 0 or int(keep_idx.max()) >= n_tokens):
         raise UserError(f"keep_idx values must lie in [0, {n_tokens})")
+    idx = keep_idx.long().sort(dim=1).values
+    if n_kept > 1 and bool((idx[:, 1:] == idx[:, :-1]).any()):
+        raise UserError("keep_idx must not repeat a token within a sample")
+    return idx
+
+
+def resolve_keep_indices(
+    batch: int,
+    n_tokens: int,
+    gamma: float,
+    count: int,
+    keep_idx=None,
+    generator: GeneratorLike = None,
+    device=None,
+) -> list:
+    """Kept indices for `count` sparse sections (routes, or MaskDiT's one mask).
+
+    Returns a list of `count` sorted [batch, K] tensors, or of `None`s where gamma drops no
+    token (the dense path, bit-identical to a model without sparsity). `keep_idx` may be one
+    tensor (shared by all sections) or a list with one tensor per section; otherwise each section
+    draws its own selection from `generator` (one generator, or one per sample), in order.
+    """
+    k = num_kept(n_tokens, gamma)
+    if k == n_tokens or count == 0:
+        return [None] * count
+    if keep_idx is not None:
+        per = list(keep_idx) if isinstance(keep_idx, (list, tuple)) else [keep_idx] * count
+        if len(per) != count:
+            raise UserError(f"expected kept indices for {count} sparse sections (routes), got {len(per)}")
+        return [check_keep_indices(idx, batch, n_tokens, k).to(device) for idx in per]
+    return [sample_keep_indices(batch, n_tokens, gamma, generator, device=device) for _ in range(count)]

@@ -1,0 +1,38 @@
+"""`sgbench check NEW_RUN --baseline BASE_RUN`: the regression gate (exit 1 on a regression)."""
+
+from __future__ import annotations
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "check", help="compare a run with a baseline run; exit 1 when a metric regressed",
+        description="Compare NEW_RUN with BASE_RUN metric by metric at matching settings (method, "
+                    "gamma_strong, gamma_weak, omega, schedule, n_samples). A metric regresses when "
+                    "it is worse by more than its tolerance AND by more than K standard errors of the "
+                    "difference (paired over seeds when both runs share them). Exit 0: no regression; "
+                    "1: regression; 2: bad input.")
+    p.add_argument("new", metavar="NEW_RUN", help="run directory or name under results/")
+    p.add_argument("--baseline", required=True, metavar="BASE_RUN",
+                   help="baseline run directory or name under results/")
+    p.add_argument("--tolerance", action="append", default=[], metavar="SPEC",
+                   help="fixed tolerances, e.g. 'fid=0.5,class_acc=0.01,default=1%%'; VALUE%% is "
+                        "relative to the baseline; a bare value sets the default (built-in: 1%%)")
+    p.add_argument("--k", type=float, default=2.0,
+                   help="noise multiplier: a regression must exceed K·σ of the difference (default 2)")
+    p.add_argument("--results", metavar="DIR", default="results",
+                   help="where run names are looked up (default: results)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every comparison, not only regressions")
+    return p
+
+
+def main(args) -> int:
+    from sgbench.report.gate import compare_runs, format_result, parse_tolerances
+    from sgbench.report.runs import load_run, resolve_run_dir
+
+    tolerances = parse_tolerances(args.tolerance)
+    new = load_run(resolve_run_dir(args.new, args.results))
+    base = load_run(resolve_run_dir(args.baseline, args.results))
+    result = compare_runs(new, base, tolerances, k=args.k)
+    for line in format_result(result, new, base, args.k, verbose=args.verbose):
+        print(line)
+    return 0 if result.ok else 1

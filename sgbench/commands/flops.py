@@ -1,0 +1,53 @@
+"""`sgbench flops --arch SiT-XL/2 --routes 2-24 --guidance sg --gamma-strong 0.5 --gamma-weak 0.9 --steps 40`."""
+
+from __future__ import annotations
+
+import argparse
+
+METHODS = ("none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "flops",
+        help="GFLOPs per image of one guided velocity evaluation (fvcore convention)",
+        description="GFLOPs per image of one guided velocity evaluation (all branches), averaged over the "
+        "sampling steps. A gamma is a number or 'cosine:START:END' / 'linear:START:END' over the steps.",
+    )
+    p.add_argument("--arch", default="SiT-XL/2", help="architecture preset (DiT-XL/2, SiT-B/4, ...)")
+    p.add_argument("--routes", nargs="*", default=[], help="TREAD routes START-END (0-based, inclusive), e.g. 2-24")
+    p.add_argument("--guidance", choices=METHODS, default="none")
+    p.add_argument("--gamma-strong", default=None, help="sparsity of the strong (conditional) branch")
+    p.add_argument("--gamma-weak", default=None, help="sparsity of the weak branch (sg, cfg+sg, ag+sg)")
+    p.add_argument("--steps", type=int, default=40, help="sampling steps (schedules are evaluated per step)")
+    p.add_argument("--input-size", type=int, default=None, help="latent side (default 32 = 256 px with SD-VAE)")
+    p.add_argument("--num-classes", type=int, default=None, help="class count (default 1000)")
+    p.add_argument("--no-attention", action="store_true",
+                   help="leave out attention-score products (fvcore's plain count of an SDPA model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(args) -> int:
+    import json
+
+    from sgbench.metrics.flops import gflops_per_image
+
+    overrides = {k: v for k, v in (("input_size", args.input_size), ("num_classes", args.num_classes)) if v is not None}
+    report = gflops_per_image(
+        args.arch,
+        routes=args.routes,
+        guidance=args.guidance,
+        gamma_strong=args.gamma_strong,
+        gamma_weak=args.gamma_weak,
+        steps=args.steps,
+        attention=not args.no_attention,
+        **overrides,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        branches = ", ".join(f"{g:.3f}" for g in report.per_branch)
+        print(f"GFLOPs per image: {report.gflops:.3f}  (branches: {branches}; "
+              f"{report.relative_to_unguided:.3f}x the unguided {report.dense_gflops:.3f})")
+    return 0

@@ -1,0 +1,34 @@
+"""`sgbench run SUITE`: sample, measure, search and report one suite into results/<run>/."""
+
+from __future__ import annotations
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "run",
+        help="run a benchmark suite (YAML): baselines + Optuna search -> results/<run>/trials.csv + report",
+        description=__doc__,
+    )
+    p.add_argument("suite", help="suite YAML file (e.g. suites/quickstart.yaml)")
+    p.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
+    p.add_argument("--name", default=None, help="run name (default: the suite's name); the run goes to DIR/NAME")
+    p.add_argument("--resume", action="store_true",
+                   help="continue DIR/NAME: finish the remaining trials (otherwise an existing run gets a new -N name)")
+    p.add_argument("--max-trials", type=int, default=None, metavar="N",
+                   help="stop after N trials in this invocation (continue later with --resume)")
+    p.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-trial lines still print)")
+    return p
+
+
+def main(args) -> int:
+    import sys
+
+    from sgbench.errors import UserError
+    from sgbench.run.main import run_suite
+
+    if args.max_trials is not None and args.max_trials < 1:
+        raise UserError("--max-trials must be >= 1")
+    run_suite(args.suite, out=args.out, resume=args.resume, name=args.name, max_trials=args.max_trials,
+              report=not args.no_report, progress=not args.no_progress, argv=sys.argv)
+    return 0

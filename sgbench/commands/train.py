@@ -1,0 +1,39 @@
+"""`sgbench train CONFIG.yaml`: train a model (or the quickstart classifier) from a YAML config."""
+
+from __future__ import annotations
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a YAML config (torchrun for several processes)",
+        description="Train from a YAML config. Resumes from <output.dir>/checkpoints/latest.pt when present. "
+        "Multi-process: torchrun --nproc_per_node=N -m sgbench.cli train CONFIG.yaml",
+    )
+    p.add_argument("config", help="training config YAML (see suites/train_quickstart.yaml)")
+    p.add_argument("--steps", type=int, default=None, help="override train.steps")
+    p.add_argument("--output-dir", default=None, help="override output.dir")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log.jsonl is still written)")
+    return p
+
+
+def main(args) -> int:
+    import json
+
+    from sgbench.train import load_train_config, parse_train_config, train
+
+    cfg, raw = load_train_config(args.config)
+    if args.steps is not None or args.output_dir is not None or args.no_resume:
+        raw = json.loads(json.dumps(raw))
+        if args.steps is not None:
+            raw.setdefault("train", {})["steps"] = args.steps
+        if args.output_dir is not None:
+            raw.setdefault("output", {})["dir"] = args.output_dir
+        if args.no_resume:
+            raw.setdefault("output", {})["resume"] = False
+        cfg = parse_train_config(raw)
+    summary = train(cfg, raw, progress=not args.no_progress)
+    if summary:
+        print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,25 @@
+"""Suite YAML -> typed, checked configuration (`load_suite`)."""
+
+from sgbench.config.loader import LoadedSuite, load_suite
+from sgbench.config.schema import (
+    MethodConfig,
+    MetricsConfig,
+    ModelConfig,
+    PruningConfig,
+    RangeConfig,
+    ReferenceConfig,
+    ReportConfig,
+    SamplerConfig,
+    SearchConfig,
+    SpaceConfig,
+    Suite,
+    lower_is_better,
+    metric_keys,
+    parse_gamma,
+)
+
+__all__ = [
+    "LoadedSuite", "load_suite", "MethodConfig", "MetricsConfig", "ModelConfig", "PruningConfig", "RangeConfig",
+    "ReferenceConfig", "ReportConfig", "SamplerConfig", "SearchConfig", "SpaceConfig", "Suite",
+    "lower_is_better", "metric_keys", "parse_gamma",
+]

@@ -1,0 +1,471 @@
+"""Build a Denoiser from a checkpoint of any supported codebase.
+
+Formats (detected from the file, never from its name alone):
+  * sgbench safetensors: metadata key 'sgbench' = JSON {"family", "config", "parametrization", ...}
+    -> needs nothing but the path (`save_sgbench_safetensors` writes them).
+  * sgbench train `.pt`: {'model', 'ema', 'config'} with 'config' the same JSON-able dict.
+  * facebookresearch/DiT (DDPM eps), willisma/SiT (velocity): a plain state dict, or their train
+    files {'model', 'ema', 'opt', 'args'} (an argparse Namespace under 'args' -> `trust_checkpoint`).
+  * CompVis/tread: {'model_state_dict', 'ema_state_dict', 'optimizer_state_dict', 'step'}, keys
+    prefixed 'model.' (its EDMPrecond wrapper). EDM and RF training give identical layouts, so the
+    parametrization must come from the spec.
+  * Anima-Lab/MaskDiT: {'model', 'ema', 'opt', 'args'}, keys prefixed 'model.' (EDMPrecond);
+    'args' is an argparse Namespace -> needs `trust_checkpoint`.
+  * any other safetensors file holding one of the state dicts above (needs `arch`).
+
+Files are read with `torch.load(weights_only=True)` unless the spec trusts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from sgbench.errors import UserError, require_file
+from sgbench.models.denoiser import PARAMETRIZATIONS, Denoiser, make_denoiser
+from sgbench.models.dit import Route, dit_config
+from sgbench.models.maskdit import MASKDIT_PRESETS, maskdit_config
+from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family
+
+METADATA_KEY = "sgbench"
+TRUST_HINT = "if you trust this file, pass --trust-checkpoint (suite: trust_checkpoint: true)"
+# wrapper prefixes stripped when every key carries them: DDP, torch.compile, EDMPrecond, Denoiser
+_PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
+# codebase names users may give as `family`: SiT and tread checkpoints are DiT-family layouts
+FAMILY_ALIASES = {"sit": "dit", "tread": "dit"}
+
+
+@dataclass
+class ModelSpec:
+    """What to load. Fields left None are taken from sgbench metadata or inferred from the weights."""
+
+    checkpoint: Optional[str] = None  # None: randomly initialised `arch` (demos, FLOP counting)
+    arch: Optional[str] = None  # 'SiT-XL/2', 'DiT-B/2', 'MaskDiT-XL/2'; not needed for sgbench files
+    family: str = "auto"  # dit | maskdit | t2i | auto (aliases: sit, tread -> dit)
+    parametrization: str = "auto"  # velocity | rf | edm | ddpm | auto
+    routes: Optional[Sequence[Any]] = None  # e.g. ['2-24']; None = from metadata (else none)
+    num_classes: Optional[int] = None
+    input_size: Optional[int] = None  # latent side
+    in_channels: Optional[int] = None
+    learn_sigma: Optional[bool] = None  # None / "auto": from final_layer.linear's output size
+    use_ema: bool = True
+    trust_checkpoint: bool = False  # allow full pickles (torch.load(weights_only=False))
+    config: dict = field(default_factory=dict)  # further backbone config overrides (e.g. num_heads)
+    sigma_min: float = 0.002  # EDM: t is clamped to sigma in [sigma_min, sigma_max]
+    sigma_max: float = 80.0
+    sigma_data: float = 0.5
+
+    def __post_init__(self):
+        for name in ("num_classes", "input_size", "in_channels", "learn_sigma"):
+            if getattr(self, name) == "auto":  # YAML-friendly spelling of None
+                setattr(self, name, None)
+        self.parametrization = self.parametrization or "auto"
+        self.family = FAMILY_ALIASES.get(self.family or "auto", self.family or "auto")
+        if self.parametrization not in ("auto", *PARAMETRIZATIONS):
+            raise UserError(
+                f"parametrization must be one of auto, {', '.join(PARAMETRIZATIONS)}; got {self.parametrization!r}"
+            )
+        if self.family != "auto" and self.family not in backbone_families():
+            raise UserError(f"family must be one of auto, {', '.join(backbone_families())}; got {self.family!r}")
+        if self.routes is not None:
+            if isinstance(self.routes, (str, dict)):
+                self.routes = [self.routes]
+            self.routes = [str(Route.parse(r)) for r in self.routes]
+        if self.checkpoint is None and self.arch is None:
+            raise UserError("a model needs a checkpoint path or an arch (e.g. SiT-XL/2)")
+
+
+# ---- reading files ---------------------------------------------------------------------------
+
+@dataclass
+class Checkpoint:
+    state_dict: dict
+    fmt: str  # sgbench-safetensors | safetensors | sgbench-train | dit-train | maskdit | tread | plain
+    meta: Optional[dict] = None  # sgbench metadata {"family", "config", "parametrization", ...}
+    edm_wrapped: bool = False  # keys carried EDMPrecond's 'model.' prefix
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def read_checkpoint(path, use_ema: bool = True, trust: bool = False) -> Checkpoint:
+    """Read any supported file into a bare state dict plus whatever metadata it carries."""
+    p = require_file(path, "checkpoint")
+    if p.suffix == ".safetensors":
+        return _read_safetensors(p)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as e:
+        if not trust and ("Unsupported global" in str(e) or "not an allowed global" in str(e)):
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = found.group(1) if found else "a Python object"
+            raise UserError(
+                f"checkpoint {p} holds {what} besides tensors (MaskDiT/DiT/SiT train files store an argparse "
+                f"Namespace under 'args'), which torch.load(weights_only=True) refuses; {TRUST_HINT}"
+            ) from None
+        raise UserError(f"cannot read checkpoint {p}: {_one_line(e)}") from None
+    except Exception as e:  # corrupt, truncated, not a torch file
+        raise UserError(f"cannot read checkpoint {p}: {_one_line(e)}") from None
+    return _select(obj, p, use_ema)
+
+
+def _read_safetensors(p: Path) -> Checkpoint:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            sd = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise UserError(f"cannot read safetensors checkpoint {p}: {_one_line(e)}") from None
+    meta = None
+    if METADATA_KEY in metadata:
+        try:
+            meta = json.loads(metadata[METADATA_KEY])
+        except json.JSONDecodeError as e:
+            raise UserError(f"checkpoint {p}: metadata '{METADATA_KEY}' is not valid JSON ({e})") from None
+        _check_meta(meta, p)
+    sd, edm = _strip_prefixes(sd)
+    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm)
+
+
+def _check_meta(meta, p) -> None:
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or "family" not in meta:
+        raise UserError(f"checkpoint {p}: sgbench metadata must be a dict with 'family' and 'config'")
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _select(obj, p: Path, use_ema: bool) -> Checkpoint:
+    if not isinstance(obj, dict):
+        raise UserError(f"checkpoint {p} holds a {type(obj).__name__}, not a state dict")
+
+    def pick(ema_key, model_key):
+        has_ema = obj.get(ema_key) is not None  # sgbench train files store 'ema': None without EMA
+        key = ema_key if (use_ema and has_ema) or obj.get(model_key) is None else model_key
+        if not _is_state_dict(obj.get(key)):
+            raise UserError(f"checkpoint {p}: entry '{key}' is not a state dict")
+        return obj[key]
+
+    meta = None
+    if obj.get("ema_state_dict") is not None or obj.get("model_state_dict") is not None:
+        sd, fmt = pick("ema_state_dict", "model_state_dict"), "tread"
+    elif obj.get("ema") is not None or obj.get("model") is not None:
+        sd = pick("ema", "model")
+        if isinstance(obj.get("config"), dict):
+            fmt, meta = "sgbench-train", _train_meta(obj["config"])
+            _check_meta(meta, p)
+        elif next(iter(sd)).startswith("model.") and any(".decoder_blocks." in k for k in sd):
+            fmt = "maskdit"
+        else:
+            fmt = "dit-train"
+    elif "state_dict" in obj and _is_state_dict(obj["state_dict"]):
+        sd, fmt = obj["state_dict"], "plain"
+    elif _is_state_dict(obj):
+        sd, fmt = obj, "plain"
+    else:
+        keys = ", ".join(list(map(str, obj))[:6])
+        raise UserError(f"checkpoint {p} holds no recognised state dict (top-level keys: {keys})")
+    sd, edm = _strip_prefixes(sd)
+    return Checkpoint(sd, fmt, meta, edm)
+
+
+def _train_meta(config: dict) -> dict:
+    """sgbench train files: 'config' is the metadata dict, or a bare backbone config."""
+    if "family" in config and isinstance(config.get("config"), dict):
+        return dict(config)
+    cfg = dict(config)
+    return {"family": cfg.pop("family", "dit"), "parametrization": cfg.pop("parametrization", "velocity"), "config": cfg}
+
+
+def _strip_prefixes(sd: dict) -> tuple[dict, bool]:
+    edm = False
+    changed = True
+    while changed and sd:
+        changed = False
+        for pre in _PREFIXES:
+            if all(k.startswith(pre) for k in sd):
+                sd = {k[len(pre):]: v for k, v in sd.items()}
+                edm = edm or pre == "model."
+                changed = True
+    return sd, edm
+
+
+# ---- architecture from spec + weights ----------------------------------------------------------
+
+def _family_of(spec: ModelSpec, ck: Optional[Checkpoint]) -> str:
+    if spec.family != "auto":
+        return spec.family
+    if ck is not None and ck.meta:
+        return ck.meta["family"]
+    if spec.arch and (spec.arch.startswith("MaskDiT-") or spec.arch in MASKDIT_PRESETS):
+        return "maskdit"
+    if ck is not None and any(k.startswith("decoder_blocks.") for k in ck.state_dict):
+        return "maskdit"
+    return "dit"
+
+
+def _infer_dit(sd: Mapping[str, torch.Tensor], patch: int) -> dict:
+    """Config fields that the weights determine (only used where the spec leaves them None)."""
+    out = {}
+    w = sd.get("x_embedder.proj.weight")
+    if w is not None and w.dim() == 4:
+        out["in_channels"] = int(w.shape[1])
+    pos = sd.get("pos_embed")
+    if pos is not None and pos.dim() == 3:
+        side = int(round(pos.shape[1] ** 0.5))
+        if side * side == pos.shape[1]:
+            out["input_size"] = side * patch
+    lin = sd.get("final_layer.linear.weight")
+    if lin is not None and "in_channels" in out:
+        out["learn_sigma"] = int(lin.shape[0]) == 2 * patch * patch * out["in_channels"]
+    return out
+
+
+def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Tensor]) -> dict:
+    if family not in ("dit", "maskdit"):
+        raise UserError(f"{family} checkpoints must be sgbench files (with '{METADATA_KEY}' metadata)")
+    if spec.arch is None:
+        raise UserError(
+            "checkpoint has no sgbench metadata: set arch (e.g. SiT-XL/2, DiT-B/2, MaskDiT-XL/2) "
+            f"and, if not the defaults, num_classes/input_size"
+        )
+    base = (maskdit_config if family == "maskdit" else dit_config)(spec.arch).to_dict()
+    base.update(spec.config)
+    inferred = _infer_dit(sd, int(base["patch_size"]))
+    if family == "dit":
+        emb = sd.get("y_embedder.embedding_table.weight")
+        if emb is not None and emb.dim() == 2:
+            inferred["num_classes"] = int(emb.shape[0]) - 1  # DiT/SiT/tread always carry the null row
+    else:
+        emb = sd.get("y_embedder.embedding_table.weight")
+        if emb is not None and emb.dim() == 2:
+            inferred["num_classes"] = int(emb.shape[1])
+        dpos = sd.get("decoder_pos_embed")
+        if dpos is not None and dpos.dim() == 3:
+            inferred["decoder_hidden_size"] = int(dpos.shape[2])
+        depth = {int(k.split(".")[1]) for k in sd if k.startswith("decoder_blocks.")}
+        if depth:
+            inferred["decoder_depth"] = max(depth) + 1
+        inferred["mask_token"] = "mask_token" in sd
+    for k, v in inferred.items():
+        if k not in spec.config and v is not None:
+            base[k] = v
+    return base
+
+
+def _apply_spec(cfg: dict, spec: ModelSpec, family: str) -> dict:
+    """Explicit spec fields win over metadata and inference; the weights then verify them."""
+    cfg = dict(cfg)
+    for name in ("num_classes", "input_size", "in_channels", "learn_sigma"):
+        if getattr(spec, name) is not None:
+            cfg[name] = getattr(spec, name)
+    if spec.routes is not None:
+        if family == "maskdit":
+            if spec.routes:
+                raise UserError("MaskDiT masks before its encoder; it takes no routes")
+        else:
+            cfg["routes"] = list(spec.routes)
+    return cfg
+
+
+def _describe(model: nn.Module, arch: Optional[str]) -> str:
+    cfg = getattr(model, "config", None)
+    text = cfg.describe() if hasattr(cfg, "describe") else type(model).__name__
+    return f"{arch} = {text}" if arch else text
+
+
+def _fmt_keys(keys: list, n: int = 3) -> str:
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def _mismatch_hints(expected, sd, missing, extra) -> list:
+    """Plain-words reading of the usual mismatches: classes, patch size, width, depth, family."""
+    hints = []
+    key, xkey = "y_embedder.embedding_table.weight", "x_embedder.proj.weight"
+    if key in sd and key in expected and xkey in expected and sd[key].dim() == 2:
+        width = expected[xkey].shape[0]  # DiT's table is [classes+1, width], MaskDiT's [width, classes]
+        got, want = tuple(sd[key].shape), tuple(expected[key].shape)
+        axis = 1 if want[1] == width else 0
+        if got[axis] == want[axis] and got[1 - axis] != want[1 - axis]:
+            n = got[0] - 1 if axis == 1 else got[1]  # DiT rows include the null class
+            hints.append(f"{n} classes in the checkpoint")
+    key = "x_embedder.proj.weight"
+    if key in sd and key in expected and sd[key].dim() == 4:
+        got, want = tuple(sd[key].shape), tuple(expected[key].shape)
+        if got[2:] != want[2:]:
+            hints.append(f"patch size {got[2]} in the checkpoint")
+        if got[0] != want[0]:
+            hints.append(f"hidden size {got[0]} in the checkpoint")
+        if got[1] != want[1]:
+            hints.append(f"{got[1]} input channels in the checkpoint")
+    blocks = {int(k.split(".")[1]) for k in sd if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+    want_blocks = {int(k.split(".")[1]) for k in expected if k.startswith("blocks.")}
+    if blocks and len(blocks) != len(want_blocks):
+        hints.append(f"{len(blocks)} blocks in the checkpoint")
+    if any(k.startswith("decoder_") for k in missing) and not any(k.startswith("decoder_") for k in sd):
+        hints.append("the checkpoint has no MaskDiT decoder")
+    if any(k.startswith("decoder_") for k in extra):
+        hints.append("the checkpoint is a MaskDiT (family: maskdit)")
+    return hints
+
+
+def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str, arch: Optional[str] = None) -> None:
+    """Raise a one-line UserError naming the first mismatches if `sd` does not fit `model`."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    extra = [k for k in sd if k not in expected]
+    shapes = [k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    if not (missing or extra or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"missing {_fmt_keys(missing)}")
+    if extra:
+        parts.append(f"unexpected {_fmt_keys(extra)}")
+    if shapes:
+        parts.append("shapes (checkpoint vs model) " + _fmt_keys([f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in shapes]))
+    hints = _mismatch_hints(expected, sd, missing, extra)
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    raise UserError(f"checkpoint {where} does not fit {_describe(model, arch)}: {'; '.join(parts)}{hint}")
+
+
+def _parametrization(spec: ModelSpec, ck: Optional[Checkpoint], family: str) -> str:
+    if spec.parametrization != "auto":
+        return spec.parametrization
+    if ck is None:
+        return "velocity"
+    if ck.meta and ck.meta.get("parametrization"):
+        return ck.meta["parametrization"]
+    if ck.fmt == "tread":
+        raise UserError(
+            "CompVis/tread checkpoints do not record whether edm.py (EDM) or rf.py (rectified flow, t=1 noise) "
+            "trained them: set parametrization to edm or rf"
+        )
+    if family == "maskdit" or ck.fmt == "maskdit":
+        return "edm"
+    if spec.arch and spec.arch.startswith("SiT-"):
+        return "velocity"
+    if spec.arch and spec.arch.startswith("DiT-"):
+        return "ddpm"  # facebookresearch/DiT releases and train files
+    raise UserError(f"cannot tell how this model was trained: set parametrization ({', '.join(PARAMETRIZATIONS)})")
+
+
+# ---- public entry points -----------------------------------------------------------------------
+
+def load_backbone(spec: ModelSpec) -> tuple[nn.Module, Optional[Checkpoint], str]:
+    """(backbone with weights loaded, checkpoint contents or None, family)."""
+    ck = read_checkpoint(spec.checkpoint, spec.use_ema, spec.trust_checkpoint) if spec.checkpoint else None
+    family = _family_of(spec, ck)
+    if ck is not None and ck.meta:
+        if ck.meta["family"] != family:
+            raise UserError(f"checkpoint {spec.checkpoint} holds a {ck.meta['family']} model, not {family}")
+        cfg = dict(ck.meta["config"])
+        cfg.update(spec.config)
+    elif ck is not None:
+        cfg = _config_from_weights(family, spec, ck.state_dict)
+    else:
+        if family not in ("dit", "maskdit"):
+            raise UserError(f"a {family} model needs a checkpoint")
+        cfg = (maskdit_config if family == "maskdit" else dit_config)(spec.arch, **spec.config).to_dict()
+    cfg = _apply_spec(cfg, spec, family)
+    model = build_backbone(family, cfg)
+    if ck is not None:
+        check_state_dict(model, ck.state_dict, spec.checkpoint, spec.arch)
+        model.load_state_dict(ck.state_dict, strict=True)
+    return model, ck, family
+
+
+def load_denoiser(spec: ModelSpec, device="cpu") -> Denoiser:
+    """Build the backbone, load its weights and wrap it in the Denoiser of its parametrization."""
+    model, ck, family = load_backbone(spec)
+    param = _parametrization(spec, ck, family)
+    fam = get_backbone_family(family)
+    edm_kw = dict(sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, sigma_data=spec.sigma_data) if param == "edm" else {}
+    if fam.make_denoiser is not None:
+        den = fam.make_denoiser(model, param, **edm_kw)
+    else:
+        c = model.config
+        den = make_denoiser(model, param, c.num_classes, (c.in_channels, c.input_size, c.input_size), **edm_kw)
+    den = den.to(device).eval()
+    den.requires_grad_(False)
+    return den
+
+
+def sgbench_metadata(model: nn.Module, parametrization: Optional[str] = None, extra: Optional[dict] = None) -> dict:
+    """The metadata dict sgbench files carry (also the 'config' entry of sgbench train `.pt` files)."""
+    if isinstance(model, Denoiser):
+        parametrization = parametrization or model.parametrization
+        model = model.backbone
+    if parametrization not in PARAMETRIZATIONS:
+        raise UserError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, got {parametrization!r}")
+    family = getattr(model, "family", None)
+    if family is None or not hasattr(getattr(model, "config", None), "to_dict"):
+        raise UserError(f"{type(model).__name__} has no `family` / `config.to_dict()`; cannot describe it")
+    meta = {"format": 1, "family": family, "config": model.config.to_dict(), "parametrization": parametrization}
+    meta.update(extra or {})
+    return meta
+
+
+def save_sgbench_safetensors(path, model: nn.Module, parametrization: Optional[str] = None, extra: Optional[dict] = None) -> Path:
+    """Write `model` (a backbone or a Denoiser) as safetensors with sgbench metadata, atomically.
+
+    `extra` (JSON-able) is stored in the metadata too, e.g. {"train_steps": 5000, "dataset": "shapes"}.
+    """
+    from safetensors.torch import save_file
+
+    meta = sgbench_metadata(model, parametrization, extra)
+    backbone = model.backbone if isinstance(model, Denoiser) else model
+    try:
+        text = json.dumps(meta)
+    except TypeError as e:
+        raise UserError(f"checkpoint metadata must be JSON-serialisable: {e}") from None
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in backbone.state_dict().items()}
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: text})
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # safetensors creates 0600 files; make them ordinary
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def read_sgbench_metadata(path) -> Optional[dict]:
+    """The 'sgbench' metadata of a safetensors file (None if it has none); cheap, reads no tensors."""
+    p = require_file(path, "checkpoint")
+    if p.suffix != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            text = (f.metadata() or {}).get(METADATA_KEY)
+    except Exception as e:
+        raise UserError(f"cannot read safetensors checkpoint {p}: {_one_line(e)}") from None
+    if text is None:
+        return None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"checkpoint {p}: metadata '{METADATA_KEY}' is not valid JSON ({e})") from None
+    _check_meta(meta, p)
+    return meta

@@ -1,0 +1,202 @@
+"""MaskDiT backbone (Anima-Lab/MaskDiT) with token masking at inference, gamma per call.
+
+State-dict layout of MaskDiT's `models/maskdit.py` `DiT(use_decoder=True)` (without the
+`model.` prefix of its EDMPrecond wrapper, which the loader strips):
+
+    x_embedder.proj, t_embedder.mlp.{0,2}, y_embedder.embedding_table (bias-free Linear,
+    weight [hidden, num_classes]), pos_embed [1, N, hidden], blocks.N.*  (encoder, DiT blocks),
+    decoder_layer.{linear, adaLN_modulation.1}  (hidden -> decoder width),
+    decoder_pos_embed [1, N, dec], decoder_blocks.N.* (width dec, conditioned on the hidden-size c),
+    final_layer.{linear, adaLN_modulation.1}  (decoder width), mask_token [1, 1, dec]
+    (present when MaskDiT trained with mae_loss_coef > 0, as all its released models).
+
+Labels are one-hot floats; the null condition is the all-zero vector. sgbench passes class ids
+(id `num_classes` = null) and converts them here.
+
+MaskDiT's own eval forward computes a mask but never drops tokens. sgbench's forward does:
+the encoder sees only the kept tokens, `decoder_layer` maps them to the decoder width, dropped
+positions are filled with `mask_token` (zeros when the checkpoint has none, as MaskDiT does),
+then `decoder_pos_embed` is added and the decoder runs over all N tokens. gamma = 0 is MaskDiT's
+dense eval forward exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sgbench.errors import UserError
+from sgbench.models.dit import (
+    _SIZES,
+    DiTBlock,
+    FinalLayer,
+    PatchEmbed,
+    PatchGridConfig,
+    TimestepEmbedder,
+    init_dit_weights,
+    modulate,
+    unpatchify,
+)
+from sgbench.models.registry import register_backbone
+from sgbench.models.routing import GeneratorLike, gather_tokens, resolve_keep_indices, scatter_tokens
+
+
+@dataclass
+class MaskDiTConfig(PatchGridConfig):
+    input_size: int = 32
+    patch_size: int = 2
+    in_channels: int = 4
+    hidden_size: int = 1152
+    depth: int = 28
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_classes: int = 1000
+    learn_sigma: bool = False  # MaskDiT's default
+    decoder_hidden_size: int = 512  # MaskDiT hard-codes 512 / 8 / 16
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    mask_token: bool = True  # MaskDiT creates it when mae_loss_coef > 0
+
+    _positive = PatchGridConfig._positive + ("decoder_hidden_size", "decoder_depth", "decoder_num_heads")
+    _heads = PatchGridConfig._heads + (("decoder_hidden_size", "decoder_num_heads"),)
+
+    def __post_init__(self):
+        self.check_grid()
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def describe(self) -> str:
+        return (
+            f"MaskDiT(depth {self.depth}, hidden {self.hidden_size}, heads {self.num_heads}, patch {self.patch_size}, "
+            f"input {self.input_size}x{self.input_size}x{self.in_channels}, {self.num_classes} classes, "
+            f"decoder {self.decoder_depth}x{self.decoder_hidden_size}, learn_sigma {self.learn_sigma}, "
+            f"mask_token {self.mask_token})"
+        )
+
+
+# MaskDiT's `DiT_models` (it adds H = 32 x 1280 x 16 to DiT's sizes).
+MASKDIT_PRESETS = {
+    f"MaskDiT-{size}/{p}": dict(depth=d, hidden_size=h, num_heads=nh, patch_size=p)
+    for size, (d, h, nh) in {**_SIZES, "H": (32, 1280, 16)}.items()
+    for p in (2, 4, 8)
+}
+
+
+def maskdit_config(arch: str, **overrides) -> MaskDiTConfig:
+    """MaskDiTConfig for 'MaskDiT-XL/2' (or MaskDiT's own 'DiT-XL/2' naming) with overrides."""
+    name = arch if arch.startswith("MaskDiT-") else "Mask" + arch if arch.startswith("DiT-") else arch
+    if name not in MASKDIT_PRESETS:
+        raise UserError(f"unknown MaskDiT architecture {arch!r}; known: {', '.join(sorted(MASKDIT_PRESETS))}")
+    return MaskDiTConfig(**{**MASKDIT_PRESETS[name], **overrides})
+
+
+class OneHotLabelEmbedder(nn.Module):
+    """MaskDiT's label embedder: a bias-free Linear over one-hot labels (all-zero = null)."""
+
+    def __init__(self, num_classes, hidden_size):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embedding_table = nn.Linear(num_classes, hidden_size, bias=False)
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        """Class ids [B] (id num_classes = null -> zeros) to one-hot floats; [B, K] floats pass through."""
+        if y.dim() == 2:
+            return y.to(self.embedding_table.weight.dtype)
+        return F.one_hot(y.long(), self.num_classes + 1)[:, : self.num_classes].to(self.embedding_table.weight.dtype)
+
+    def forward(self, y):
+        return self.embedding_table(self.one_hot(y))
+
+
+class DecoderLayer(nn.Module):
+    """Encoder width -> decoder width, adaLN-modulated (MaskDiT's `decoder_layer`)."""
+
+    def __init__(self, hidden_size, decoder_hidden_size):
+        super().__init__()
+        self.norm_decoder = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, decoder_hidden_size)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+
+    def forward(self, x, c):
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm_decoder(x), shift, scale))
+
+
+class MaskDiT(nn.Module):
+    """MaskDiT encoder-decoder; gamma masks tokens before the encoder, per call."""
+
+    family = "maskdit"
+
+    def __init__(self, config: MaskDiTConfig):
+        super().__init__()
+        self.config = c = config
+        self.num_classes = c.num_classes
+        self.in_channels = c.in_channels
+        self.out_channels = c.out_channels
+        self.patch_size = c.patch_size
+        self.x_embedder = PatchEmbed(c.patch_size, c.in_channels, c.hidden_size)
+        self.t_embedder = TimestepEmbedder(c.hidden_size)
+        self.y_embedder = OneHotLabelEmbedder(c.num_classes, c.hidden_size)
+        self.pos_embed = nn.Parameter(torch.zeros(1, c.num_tokens, c.hidden_size), requires_grad=False)
+        self.blocks = nn.ModuleList([DiTBlock(c.hidden_size, c.num_heads, c.mlp_ratio) for _ in range(c.depth)])
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, c.num_tokens, c.decoder_hidden_size), requires_grad=False)
+        self.decoder_layer = DecoderLayer(c.hidden_size, c.decoder_hidden_size)
+        self.decoder_blocks = nn.ModuleList(
+            [DiTBlock(c.decoder_hidden_size, c.decoder_num_heads, c.mlp_ratio, cond_size=c.hidden_size)
+             for _ in range(c.decoder_depth)]
+        )
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_hidden_size)) if c.mask_token else None
+        self.final_layer = FinalLayer(c.decoder_hidden_size, c.patch_size, c.out_channels, cond_size=c.hidden_size)
+        self.initialize_weights()
+
+    @property
+    def num_tokens(self) -> int:
+        return self.config.num_tokens
+
+    def initialize_weights(self):
+        """MaskDiT's initialisation: DiT's, plus the decoder's (and mask_token ~ N(0, 0.02))."""
+        init_dit_weights(
+            self,
+            adaln=[*self.blocks, *self.decoder_blocks, self.final_layer, self.decoder_layer],
+            zeroed=[self.final_layer.linear, self.decoder_layer.linear],
+        )
+        if self.mask_token is not None:
+            nn.init.normal_(self.mask_token, std=0.02)
+
+    def unpatchify(self, x):
+        return unpatchify(x, self.patch_size, self.out_channels)
+
+    def keep_indices(self, batch: int, gamma: float, keep_idx=None, generator: GeneratorLike = None, device=None):
+        """Sorted kept indices [B, K], or None when gamma drops nothing (dense path)."""
+        return resolve_keep_indices(batch, self.num_tokens, gamma, 1, keep_idx, generator, device)[0]
+
+    def forward(self, x, t, y, gamma: float = 0.0, keep_idx=None, generator: GeneratorLike = None):
+        """x [B,C,H,W], t [B] (the network's own time input, EDM's c_noise), y [B] class ids."""
+        h = self.x_embedder(x) + self.pos_embed
+        c = self.t_embedder(t) + self.y_embedder(y)
+        kept = self.keep_indices(h.shape[0], gamma, keep_idx, generator, device=h.device)
+        if kept is not None:
+            h = gather_tokens(h, kept)
+        for block in self.blocks:
+            h = block(h, c)
+        h = self.decoder_layer(h, c)
+        if kept is not None:
+            fill = self.mask_token if self.mask_token is not None else h.new_zeros(1, 1, h.shape[-1])
+            full = fill.to(h.dtype).expand(h.shape[0], self.num_tokens, h.shape[-1])
+            h = scatter_tokens(full, h, kept)
+        h = h + self.decoder_pos_embed
+        for block in self.decoder_blocks:
+            h = block(h, c)
+        h = self.final_layer(h, c)
+        return self.unpatchify(h)
+
+
+def build_maskdit(config: dict) -> MaskDiT:
+    return MaskDiT(MaskDiTConfig(**config))
+
+
+register_backbone("maskdit", build_maskdit)

@@ -1,0 +1,21 @@
+"""`sgbench run`: the pipeline runner (run directory, env snapshot, trials, progress, report).
+
+    from sgbench.run import run_suite
+    run_dir = run_suite("suites/quickstart.yaml", out="results", resume=False, name=None)
+
+Modules: main (wiring), pipeline (the trial loop), stages (the adapter to models, sampling and
+metrics), rundir + env (results/<run>/), setting (one guidance setting), progress (bar + ETA).
+"""
+
+from __future__ import annotations
+
+
+def __getattr__(name):  # lazy: `import sgbench.run` must not import torch or optuna
+    if name == "run_suite":
+        from sgbench.run.main import run_suite
+
+        return run_suite
+    raise AttributeError(f"module 'sgbench.run' has no attribute {name!r}")
+
+
+__all__ = ["run_suite"]

@@ -1,0 +1,182 @@
+"""The one place where `sgbench run` touches the other stages (models, guidance + sampling,
+metrics, data). Everything the runner needs goes through `Stages`, so a change of their APIs
+changes this file only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from sgbench.config.loader import LoadedSuite
+from sgbench.errors import UserError
+from sgbench.run.setting import Setting
+
+
+def pick_device(choice: str) -> str:
+    import torch
+
+    if choice == "cpu":
+        return "cpu"
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if choice == "cuda":
+        raise UserError("suite.device is 'cuda' but no CUDA device is visible (set device: auto or cpu)")
+    return "cpu"
+
+
+def model_spec(loaded: LoadedSuite, key: str = "checkpoint"):
+    """suite.model -> sgbench.models.ModelSpec (for the main or the weak checkpoint)."""
+    from sgbench.models.loading import ModelSpec
+
+    m = loaded.suite.model
+    names = {f.name for f in dataclasses.fields(ModelSpec)}
+    for k in m.options:
+        if k not in names or k in ("checkpoint",):
+            raise UserError(f"suite.model.options.{k}: not a model option (known: {', '.join(sorted(names - {'checkpoint'}))})")
+    kwargs = dict(m.options)
+    kwargs.update(
+        checkpoint=str(loaded.paths[f"suite.model.{key}"]),
+        arch=m.arch,
+        family=m.family or "auto",
+        parametrization=m.parametrization or "auto",
+        routes=list(m.routes) or None,
+        use_ema=m.use_ema,
+        trust_checkpoint=m.trust_checkpoint,
+    )
+    return ModelSpec(**kwargs)
+
+
+class Stages:
+    """Models, decoder, feature extractor and reference statistics of one suite, loaded once."""
+
+    def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
+        self.loaded = loaded
+        self.suite = loaded.suite
+        self.device = device
+        self.log = log
+        self.denoisers: dict = {}
+        self._gflops: dict = {}
+        self._flops_warned = False
+
+    # ---- loading ------------------------------------------------------------------------
+    def load(self) -> None:
+        from sgbench.metrics.extractors import get_extractor
+        from sgbench.models.loading import load_denoiser
+
+        s = self.suite
+        self.denoisers["main"] = load_denoiser(model_spec(self.loaded), self.device)
+        if "suite.model.weak_checkpoint" in self.loaded.paths:
+            self.denoisers["weak"] = load_denoiser(model_spec(self.loaded, "weak_checkpoint"), self.device)
+        self.decoder = self._decoder()
+        weights = self.loaded.paths.get("suite.metrics.weights")
+        self.extractor = get_extractor(s.metrics.extractor, weights_path=str(weights) if weights else None,
+                                       device=self.device, batch_size=s.metrics.batch_size)
+        self.reference = self._reference()
+
+    def _decoder(self):
+        from sgbench.sampling.decode import PixelDecoder, VAEDecoder
+
+        vae = self.loaded.paths.get("suite.model.vae")
+        if vae is not None:
+            return VAEDecoder(vae, device=self.device, rounding=self.suite.sampler.rounding)
+        return PixelDecoder(rounding=self.suite.sampler.rounding)
+
+    def _reference(self):
+        from sgbench.metrics.reference import ReferenceSet, load_reference
+
+        r = self.suite.metrics.reference
+        need_pr = any(k.startswith(("precision", "recall")) for k in self.suite.metrics.metric_keys)
+        if r.path is not None:
+            return load_reference(self.loaded.paths["suite.metrics.reference.path"], self.extractor,
+                                  need_features=need_pr, batch_size=self.suite.metrics.batch_size, log=self.log)
+        from sgbench.data.shapes import shapes_reference_images  # r.dataset == 'shapes' (the only one)
+
+        images, _ = shapes_reference_images(r.n)
+        bs = self.suite.metrics.batch_size
+        batches = (images[i : i + bs] for i in range(0, len(images), bs))
+        return ReferenceSet.from_batches(self.extractor, batches, source=f"shapes held-out n={r.n}")
+
+    @property
+    def num_classes(self) -> int:
+        return self.denoisers["main"].num_classes
+
+    # ---- guidance and sampling ----------------------------------------------------------
+    def rule(self, setting: Setting):
+        from sgbench.guidance import GuidanceConfig, build_rule
+
+        cfg = GuidanceConfig(setting.method, omega=setting.omega, gamma_strong=setting.gamma_strong,
+                             gamma_weak=setting.gamma_weak, interval=setting.interval)
+        return build_rule(cfg)
+
+    def stream(self, setting: Setting, seed: int, start: int, stop: int) -> Iterator[tuple]:
+        """Batches (indices, uint8 NHWC images, labels) of samples start..stop-1 of `seed`."""
+        import torch
+
+        from sgbench.sampling import generate
+
+        sp = self.suite.sampler
+        autocast = {"auto": "auto", "fp32": None, "bf16": torch.bfloat16}[sp.dtype]
+        return generate(self.denoisers, self.rule(setting), self.decoder, num_samples=stop, seed=seed,
+                        batch_size=sp.batch_size, steps=sp.steps, solver=sp.solver, label_mode=sp.labels,
+                        device=self.device, indices=range(start, stop), autocast=autocast)
+
+    # ---- metrics ------------------------------------------------------------------------
+    def accumulator(self):
+        from sgbench.metrics.accumulator import ImageMetricAccumulator
+
+        keys = self.suite.metrics.metric_keys
+        pr = any(k.startswith(("precision", "recall")) for k in keys)
+        return ImageMetricAccumulator(self.extractor, precision_recall=pr)
+
+    def compute(self, acc) -> dict[str, float]:
+        values = acc.compute(self.reference)
+        return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
+
+    def gflops(self, setting: Setting) -> float:
+        """GFLOPs of one guided velocity evaluation per image, averaged over the model evaluations."""
+        if not self.suite.metrics.gflops:
+            return math.nan
+        key = (setting.method, setting.omega, setting.gamma_strong, setting.gamma_weak, setting.interval)
+        if key not in self._gflops:
+            self._gflops[key] = self._count_gflops(setting)
+        return self._gflops[key]
+
+    def _count_gflops(self, setting: Setting) -> float:
+        from sgbench.metrics.flops import gflops_per_image
+        from sgbench.sampling.solvers import evaluation_schedule
+
+        sp = self.suite.sampler
+        evals = [tuple(g for _net, _cond, g in branches) for branches in
+                 evaluation_schedule(self.rule(setting), sp.steps, sp.solver)]
+        config = getattr(self.denoisers["main"].backbone, "config", None)
+        total = 0.0
+        try:
+            # gflops_per_image wants equal branch counts per evaluation; guidance intervals mix 1 and 2
+            for width in sorted({len(e) for e in evals}):
+                group = [e for e in evals if len(e) == width]
+                rep = gflops_per_image(config, step_gammas=group, attention=self.suite.metrics.attention_flops)
+                total += rep.gflops * len(group)
+        except (UserError, TypeError, AttributeError, ValueError) as e:
+            if not self._flops_warned:
+                warnings.warn(f"GFLOPs not counted for this backbone ({type(config).__name__}): {e}")
+                self._flops_warned = True
+            return math.nan
+        return total / len(evals)
+
+
+def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
+    """uint8 [N, H, W, C] -> one uint8 [rows*H, cols*W, C] image (for samples/<trial>.png)."""
+    n, h, w, c = images.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, q = divmod(i, cols)
+        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = img
+    return grid

@@ -1,0 +1,60 @@
+"""Final weights as safetensors with self-describing metadata.
+
+Format (shared with `sgbench.models.loading`): tensors = the model's state dict (EMA weights),
+metadata key "sgbench" = JSON {"family": "dit", "config": {DiTConfig fields, routes as
+"start-end" strings}, "parametrization": "velocity", "image_size": 32, "dataset": "shapes", ...}
+so `load_denoiser(ModelSpec(checkpoint=path))` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+
+
+def dit_config_json(config) -> dict:
+    """DiTConfig -> JSON-able dict with routes as 'start-end' strings."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if f.name == "routes":
+            v = [f"{r.start}-{r.end}" for r in v]
+        out[f.name] = v
+    return out
+
+
+def save_sgbench_model(path, model: torch.nn.Module, meta: dict) -> Path:
+    """Write `model`'s weights + metadata {"sgbench": json(meta)} atomically; returns the path.
+
+    Uses `sgbench.models.loading.save_sgbench_safetensors` when that module provides it, so there
+    is one writer of the format; otherwise writes the same layout itself.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from sgbench.models.loading import save_sgbench_safetensors  # type: ignore
+    except ImportError:
+        save_sgbench_safetensors = None
+    if save_sgbench_safetensors is not None:
+        # family / config / parametrization come from the model itself in that writer
+        extra = {k: v for k, v in meta.items() if k not in ("parametrization", "family", "config")}
+        save_sgbench_safetensors(path, model, meta.get("parametrization", "velocity"), extra)
+        return path
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata={"sgbench": json.dumps(meta, sort_keys=True)})
+    os.replace(tmp, path)
+    return path
+
+
+def read_sgbench_metadata(path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return json.loads((f.metadata() or {})["sgbench"])

@@ -1,0 +1,152 @@
+"""Suite YAML -> typed config: valid suites load, bad ones are one line with the key path, exit 2."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sgbench.cli import main
+from sgbench.config import load_suite
+from sgbench.config.typed import from_dict
+from sgbench.errors import UserError
+
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def base_suite() -> dict:
+    return {
+        "name": "t",
+        "model": {"checkpoint": "model.safetensors"},
+        "sampler": {"steps": 2, "batch_size": 4},
+        "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5}],
+        "search": {"space": {"gamma_strong": [0.0, 0.5], "gamma_weak": [0.5, 0.9], "omega": [1.3, 1.5]}},
+        "metrics": {"extractor": "classifier", "weights": "clf.safetensors", "reference": {"dataset": "shapes", "n": 64},
+                    "n_samples": 16},
+    }
+
+
+def write(tmp_path, data, files=("model.safetensors", "clf.safetensors")) -> Path:
+    for f in files:
+        (tmp_path / f).write_bytes(b"x")
+    p = tmp_path / "suite.yaml"
+    p.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return p
+
+
+def cli_error(path, capsys) -> str:
+    code = main(["run", str(path), "--out", str(path.parent / "results")])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert not (path.parent / "results").exists()  # failed before creating anything
+    return lines[0]
+
+
+def test_valid_suite_loads_with_defaults_and_resolved_paths(tmp_path):
+    loaded = load_suite(write(tmp_path, base_suite()))
+    s = loaded.suite
+    assert s.sampler.solver == "euler" and s.sampler.steps == 2
+    assert s.search.sampler == "grid" and s.search.objective == "fd_classifier"
+    assert s.directions == ["minimize"]
+    assert s.metrics.metric_keys == ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc")
+    assert loaded.paths["suite.model.checkpoint"] == tmp_path / "model.safetensors"
+    assert [m.schedule for m in s.methods] == ["", ""]
+    snap = loaded.snapshot()
+    assert snap["search"]["space"]["omega"] == [1.3, 1.5] and snap["report"]["enabled"] is True
+
+
+def mutate(tmp_path, fn):
+    data = base_suite()
+    fn(data)
+    return write(tmp_path, data)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda d: d["search"]["space"]["omega"].append(-1), "suite.search.space.omega[2]: must be >= 0"),
+        (lambda d: d["search"]["space"]["omega"].append(50), "suite.search.space.omega[2]: must be <= 20"),
+        (lambda d: d["search"].update(spcae={}), "suite.search.spcae: unknown key (did you mean 'space'?)"),
+        (lambda d: d["sampler"].update(steps="many"), "suite.sampler.steps: expected an integer, got 'many'"),
+        (lambda d: d["methods"].append({"name": "sg", "method": "sg", "omega": 2, "gamma_strong": 0.9, "gamma_weak": 0.5}),
+         "suite.methods[2]: gamma_strong (0.9) must be < gamma_weak (0.5) for sg"),
+        (lambda d: d["methods"].append({"name": "x", "method": "sg", "gamma_weak": "cosine:0.6:1.2"}),
+         "suite.methods[2].gamma_weak: sparsity rate must be in [0, 1), got 1.2"),
+        (lambda d: d["methods"].append({"name": "ag", "method": "ag", "omega": 2}),
+         "suite.methods[2].method: ag needs model.weak_checkpoint"),
+        (lambda d: d["methods"][1].update(method="cgf"), "suite.methods[1].method: must be one of"),
+        (lambda d: d["methods"][1].update(gamma_weak=0.5), "suite.methods[1].gamma_weak: applies only to sg"),
+        (lambda d: d["methods"].append({"name": "s", "method": "cfg+sg", "omega": 2}),
+         "suite.methods[2].gamma_weak: required for cfg+sg"),
+        (lambda d: d["search"].update(sampler="tpe"), "suite.search.budget: required for sampler 'tpe'"),
+        (lambda d: d["search"].update(pruning={"fidelities": [8, 16]}),
+         "suite.search.pruning.fidelities[1]: must be < metrics.n_samples (16)"),
+        (lambda d: d["search"].update(objective="fid"), "suite.search.objective: unknown metric 'fid'"),
+        (lambda d: d["search"]["space"].update(gamma_strong=[0.9], gamma_weak=[0.5]),
+         "suite.search.space: no point of the space has gamma_strong < gamma_weak"),
+        (lambda d: d.pop("metrics"), "suite.metrics: required key missing"),
+        (lambda d: d.update(threads=-1), "suite.threads: must be >= 0"),
+        (lambda d: d["search"].update(storage="redis://x"), "suite.search.storage: expected an Optuna RDB URL"),
+    ],
+)
+def test_bad_suites_give_one_line_with_key_path_and_exit_2(tmp_path, capsys, change, expected):
+    line = cli_error(mutate(tmp_path, change), capsys)
+    assert line.startswith("sgbench run: error: ")
+    assert expected in line
+
+
+def test_invalid_yaml_names_the_line(tmp_path, capsys):
+    line = cli_error(write(tmp_path, "name: t\nmodel: [unclosed\n"), capsys)
+    assert "invalid YAML at line" in line
+
+
+def test_missing_files_are_all_listed_with_how_to_supply_them(tmp_path, capsys):
+    data = base_suite()
+    data["model"]["vae"] = "vae_dir"
+    line = cli_error(write(tmp_path, data, files=()), capsys)
+    assert "3 files are missing" in line
+    for key in ("suite.model.checkpoint", "suite.model.vae", "suite.metrics.weights"):
+        assert key in line
+    assert "AutoencoderKL" in line and "sgbench train" in line
+
+
+def test_union_errors_report_the_matching_shape():
+    from sgbench.config.schema import SpaceConfig
+
+    with pytest.raises(UserError, match=r"^x\.omega\[1\]: expected a number, got 'a'$"):
+        from_dict(SpaceConfig, {"omega": [1.0, "a"]}, "x")
+    with pytest.raises(UserError, match=r"^x\.omega: required key missing|^x\.omega\.low: required key missing"):
+        from_dict(SpaceConfig, {"omega": {"high": 2.0}}, "x")
+
+
+def test_env_vars_and_package_prefix_in_paths(tmp_path, monkeypatch):
+    from sgbench.config.files import resolve_path
+
+    monkeypatch.setenv("SGB_TEST_DIR", str(tmp_path))
+    assert resolve_path("${SGB_TEST_DIR}/a.pt", Path("/nowhere")) == tmp_path / "a.pt"
+    assert resolve_path("${SGB_UNSET_VAR:-/d}/a.pt", Path("/x")) == Path("/d/a.pt")
+    assert resolve_path("sgbench:assets/q.safetensors", Path("/x")).parts[-3:] == ("sgbench", "assets", "q.safetensors")
+    with pytest.raises(UserError, match="SGB_UNSET_VAR is not set"):
+        resolve_path("${SGB_UNSET_VAR}/a.pt", Path("/x"))
+
+
+@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid"])
+def test_imagenet_suites_are_valid_and_fail_fast_listing_every_missing_file(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SGBENCH_DATA", str(tmp_path / "nothing-here"))
+    path = SUITES / f"{name}.yaml"
+    load_suite(path, check_files=False)  # structure and values are valid
+    code = main(["run", str(path), "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "files are missing" in err and "suite.model.checkpoint" in err and "suite.metrics.weights" in err
+    assert "suite.metrics.reference.path" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_quickstart_suite_is_valid():
+    loaded = load_suite(SUITES / "quickstart.yaml", check_files=False)
+    s = loaded.suite
+    assert {m.method for m in s.methods} >= {"none", "cfg"}
+    assert s.search.method == "sg" and s.search.sampler == "grid"
+    assert s.metrics.extractor == "classifier" and s.metrics.reference.dataset == "shapes"

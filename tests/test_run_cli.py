@@ -1,0 +1,114 @@
+"""`sgbench run` end to end on a tiny random model the test saves: the real stages (models,
+guidance, sampling, metrics, report), a few samples and steps, a tiny grid; then an interrupted
+run resumed to completion."""
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+from sgbench.cli import main
+
+
+@pytest.fixture
+def tiny_suite(tmp_path):
+    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.models.dit import DiT, DiTConfig
+    from sgbench.models.loading import save_sgbench_safetensors
+
+    torch.manual_seed(0)
+    cfg = DiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=32, depth=2, num_heads=2,
+                    num_classes=10, learn_sigma=False, routes=["0-1"])
+    save_sgbench_safetensors(tmp_path / "model.safetensors", DiT(cfg), parametrization="velocity")
+    save_classifier(ShapeClassifier(ClassifierConfig(width=4, feature_dim=8)).eval(), tmp_path / "clf.safetensors")
+    data = {
+        "name": "tiny",
+        "device": "cpu",
+        "model": {"checkpoint": "model.safetensors"},
+        "sampler": {"steps": 2, "batch_size": 8},
+        "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5}],
+        "search": {"space": {"gamma_strong": [0.0], "gamma_weak": [0.5, 0.75], "omega": [2.0]}},
+        "metrics": {"extractor": "classifier", "weights": "clf.safetensors", "reference": {"dataset": "shapes", "n": 32},
+                    "n_samples": 8, "batch_size": 8},
+        "report": {"sample_grid": 4},
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
+    code = main(["run", str(tiny_suite), "--out", str(tmp_path / "results"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    run_dir = tmp_path / "results" / "tiny"
+    rows = read(run_dir / "trials.csv")
+    assert [(r["trial_id"], r["method"], r["gamma_weak"]) for r in rows] == [
+        ("b-unguided", "none", ""), ("b-cfg", "cfg", ""), ("s-0000", "sg", "0.5"), ("s-0001", "sg", "0.75")]
+    for r in rows:
+        assert r["status"] == "complete" and r["n_samples"] == "8" and r["seed"] == "0"
+        for k in ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc", "gflops", "images_per_s"):
+            assert float(r[k]) == float(r[k]), k  # a number, not NaN
+    g = {r["trial_id"]: float(r["gflops"]) for r in rows}
+    assert g["b-cfg"] == pytest.approx(2 * g["b-unguided"])  # CFG: two dense passes
+    assert g["b-unguided"] < g["s-0001"] < g["s-0000"] < g["b-cfg"]  # sparser weak branch: cheaper
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["device"] == "cpu" and env["packages"]["optuna"] and "time_utc" in env
+    assert yaml.safe_load((run_dir / "suite.yaml").read_text())["sampler"]["solver"] == "euler"
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == [
+        "b-cfg.png", "b-unguided.png", "s-0000.png", "s-0001.png"]
+    try:
+        import sgbench.report  # noqa: F401
+    except ImportError:
+        return
+    assert (tmp_path / "reports" / "tiny" / "report.md").is_file(), err
+
+
+def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path, capsys, monkeypatch):
+    from sgbench.run.stages import Stages
+
+    calls = []
+    real_stream = Stages.stream
+
+    def stream(self, setting, seed, start, stop):
+        calls.append(setting.label or setting.gamma_weak)
+        if len(calls) == 3:  # the first search trial
+            raise KeyboardInterrupt
+        return real_stream(self, setting, seed, start, stop)
+
+    monkeypatch.setattr(Stages, "stream", stream)
+    out = str(tmp_path / "results")
+    assert main(["run", str(tiny_suite), "--out", out, "--no-progress", "--no-report"]) == 130
+    err = capsys.readouterr().err
+    assert "--resume --name tiny" in err
+    run_dir = tmp_path / "results" / "tiny"
+    assert [r["trial_id"] for r in read(run_dir / "trials.csv")] == ["b-unguided", "b-cfg"]
+
+    calls.clear()
+    assert main(["run", str(tiny_suite), "--out", out, "--resume", "--no-progress", "--no-report"]) == 0
+    assert sorted(calls) == [0.5, 0.75]  # only the interrupted trial and the one never started
+    rows = read(run_dir / "trials.csv")
+    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "s-0001", "s-0002"]
+    assert {r["gamma_weak"] for r in rows if r["role"] == "search"} == {"0.5", "0.75"}
+    assert len({(r["trial_id"], r["seed"]) for r in rows}) == len(rows)
+    assert json.loads((run_dir / "env.json").read_text())["resumes"][0]["argv"]
+
+
+def test_gflops_average_over_the_evaluations_of_a_guidance_interval(tiny_suite):
+    from sgbench.config import load_suite
+    from sgbench.run.setting import Setting
+    from sgbench.run.stages import Stages
+
+    stages = Stages(load_suite(tiny_suite), "cpu", log=lambda m: None)
+    stages.load()
+    dense = stages.gflops(Setting("none"))
+    assert stages.gflops(Setting("cfg", 2.0)) == pytest.approx(2 * dense)
+    # 2 Euler steps at t = 0 and 0.5: guided (two passes) only at t = 0.5
+    assert stages.gflops(Setting("cfg", 2.0, interval=(0.25, 1.0))) == pytest.approx(1.5 * dense)

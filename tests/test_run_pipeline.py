@@ -1,0 +1,209 @@
+"""The runner's logic with a stand-in for the model/metric stages: exact, millisecond trials.
+
+The stand-in yields images whose pixel value encodes the setting, so metrics are known
+functions of (setting, n): pruning, TPE budgets, multi-objective and resumes are checked exactly.
+"""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from sgbench.run.main import run_suite
+
+
+class FakeAcc:
+    def __init__(self):
+        self.n = 0
+        self.total = 0.0
+
+    def update(self, images, labels):
+        self.n += len(images)
+        self.total += float(images.astype(np.float64).mean(axis=(1, 2, 3)).sum())
+
+
+class FakeStages:
+    """Same methods as sgbench.run.stages.Stages; fd = pixel value + 100 / n."""
+
+    instances = []
+
+    def __init__(self, loaded, device, log):
+        self.suite = loaded.suite
+        self.streams = []
+        FakeStages.instances.append(self)
+
+    def load(self):
+        pass
+
+    @staticmethod
+    def value(setting) -> int:
+        return int(round(10 * abs(setting.omega - 2.0) + 20 * float(setting.gamma_strong or 0)))
+
+    def stream(self, setting, seed, start, stop):
+        self.streams.append((setting.method, (setting.omega, setting.gamma_strong, setting.gamma_weak), None, seed,
+                             start, stop))
+        for i in range(start, stop, 4):
+            idx = np.arange(i, min(i + 4, stop))
+            yield idx, np.full((len(idx), 2, 2, 3), self.value(setting), np.uint8), idx % 10
+
+    def accumulator(self):
+        return FakeAcc()
+
+    def compute(self, acc):
+        return {"fd_classifier": acc.total / acc.n + 100.0 / acc.n, "class_acc": 0.5}
+
+    def gflops(self, setting):
+        return 1.0 + (1.0 - float(setting.gamma_strong)) + (0 if setting.gamma_weak is None else 1 - setting.gamma_weak)
+
+
+def suite_file(tmp_path, **search) -> str:
+    for f in ("m.safetensors", "c.safetensors"):
+        (tmp_path / f).write_bytes(b"x")
+    data = {
+        "name": "fake",
+        "device": "cpu",
+        "seeds": [0, 1],
+        "model": {"checkpoint": "m.safetensors"},
+        "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5}],
+        "search": {"space": {"gamma_strong": [0.0, 0.5], "gamma_weak": [0.5, 0.9], "omega": [1.5, 2.0, 3.0]}, **search},
+        "metrics": {"extractor": "classifier", "weights": "c.safetensors", "reference": {"dataset": "shapes", "n": 8},
+                    "n_samples": 16, "keys": ["fd_classifier", "class_acc"]},
+        "report": {"enabled": False, "sample_grid": 4},
+    }
+    p = tmp_path / "suite.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return str(p)
+
+
+def run(tmp_path, suite, **kw):
+    FakeStages.instances.clear()
+    return run_suite(suite, out=str(tmp_path / "results"), stages_factory=FakeStages, progress=False,
+                     argv=["test"], log=lambda m: None, **kw)
+
+
+def rows(run_dir):
+    with open(run_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_run_writes_baselines_and_every_grid_point_per_seed(tmp_path):
+    run_dir = run(tmp_path, suite_file(tmp_path))
+    got = rows(run_dir)
+    assert len(got) == (2 + 9) * 2  # (2 baselines + 3 pairs x 3 omegas) x 2 seeds
+    assert [r["trial_id"] for r in got[:4]] == ["b-unguided", "b-unguided", "b-cfg", "b-cfg"]
+    assert {r["status"] for r in got} == {"complete"}
+    sg = [r for r in got if r["role"] == "search"]
+    assert all(float(r["gamma_strong"]) < float(r["gamma_weak"]) for r in sg)
+    r = next(r for r in sg if r["omega"] == "3" and r["gamma_strong"] == "0.5")
+    assert float(r["fd_classifier"]) == pytest.approx(10 * 1 + 20 * 0.5 + 100 / 16)  # value(setting) + 100 / n
+    assert float(r["gflops"]) == pytest.approx(1 + 0.5 + 0.1)
+    assert float(r["images_per_s"]) > 0 and r["n_samples"] == "16"
+    assert (run_dir / "suite.yaml").is_file() and (run_dir / "env.json").is_file() and (run_dir / "study.db").is_file()
+    assert (run_dir / "samples" / "s-0000.png").is_file()
+    assert len({(r["trial_id"], r["seed"]) for r in got}) == len(got)
+
+
+def test_existing_run_is_never_overwritten_without_resume(tmp_path):
+    suite = suite_file(tmp_path, budget=1)
+    first = run(tmp_path, suite)
+    before = (first / "trials.csv").read_text()
+    second = run(tmp_path, suite)
+    assert second.name == "fake-2" and (first / "trials.csv").read_text() == before
+
+
+def test_pruning_stops_bad_trials_at_the_first_fidelity(tmp_path):
+    suite = suite_file(tmp_path, pruning={"fidelities": [8], "pruner": "median", "startup_trials": 1})
+    run_dir = run(tmp_path, suite)
+    got = [r for r in rows(run_dir) if r["role"] == "search"]
+    pruned = [r for r in got if r["status"] == "pruned"]
+    assert pruned and all(r["n_samples"] == "8" for r in pruned)
+    # the metric of a pruned row is the one at n = 8: value(setting) + 100 / 8
+    for r in pruned:
+        expected = round(10 * abs(float(r["omega"]) - 2.0) + 20 * float(r["gamma_strong"])) + 100 / 8
+        assert float(r["fd_classifier"]) == pytest.approx(expected)
+    streams = FakeStages.instances[0].streams
+    sg = [s for s in streams if s[0] == "sg"]
+    for r in pruned:  # pruned trials never sampled beyond the first fidelity
+        key = (float(r["omega"]), float(r["gamma_strong"]), float(r["gamma_weak"]))
+        assert not any(s[1] == key and s[5] > 8 for s in sg if s[3] == int(r["seed"]))
+    complete = [r for r in got if r["status"] == "complete"]
+    assert complete and all(r["n_samples"] == "16" for r in complete)
+    # a continued trial picked its streams up at sample 8 instead of starting again
+    assert any(s[4] == 8 and s[5] == 16 for s in sg)
+    assert not any(s[4] == 0 and s[5] == 16 for s in sg)
+
+
+def test_tpe_budget_and_multi_objective_front(tmp_path):
+    run_dir = run(tmp_path, suite_file(tmp_path, sampler="tpe", budget=5))
+    assert len({r["trial_id"] for r in rows(run_dir) if r["role"] == "search"}) == 5
+    mo = tmp_path / "mo"
+    mo.mkdir()
+    run_dir = run(mo, suite_file(mo, sampler="multi-objective", budget=4))
+    got = [r for r in rows(run_dir) if r["role"] == "search"]
+    assert len({r["trial_id"] for r in got}) == 4 and all(r["status"] == "complete" for r in got)
+
+
+def test_max_trials_then_resume_runs_only_the_remaining_trials(tmp_path):
+    suite = suite_file(tmp_path)
+    run_dir = run(tmp_path, suite, max_trials=4)
+    assert len({r["trial_id"] for r in rows(run_dir)}) == 4
+    run_dir2 = run(tmp_path, suite, resume=True)
+    assert run_dir2 == run_dir
+    got = rows(run_dir)
+    assert len(got) == 22 and len({(r["trial_id"], r["seed"]) for r in got}) == 22
+    # the resumed invocation sampled 7 trials x 2 seeds, nothing of the first 4
+    assert len(FakeStages.instances[0].streams) == 7 * 2
+
+
+def test_interrupt_requeues_the_current_trial_and_resume_finishes_without_duplicates(tmp_path):
+    suite = suite_file(tmp_path)
+
+    class Interrupting(FakeStages):
+        def stream(self, setting, seed, start, stop):
+            if len(self.streams) == 9:  # mid-way through the 5th trial (2 seeds each)
+                raise KeyboardInterrupt
+            return super().stream(setting, seed, start, stop)
+
+    FakeStages.instances.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out=str(tmp_path / "results"), stages_factory=Interrupting, progress=False, argv=["t"],
+                  log=lambda m: None)
+    run_dir = tmp_path / "results" / "fake"
+    assert len({r["trial_id"] for r in rows(run_dir)}) == 4  # the interrupted trial is not in the file
+    run(tmp_path, suite, resume=True)
+    got = rows(run_dir)
+    assert len(got) == 22 and len({(r["trial_id"], r["seed"]) for r in got}) == 22
+    assert len(FakeStages.instances[0].streams) == 7 * 2  # the interrupted one + the 6 never started
+
+
+def test_resume_refuses_a_changed_suite(tmp_path):
+    from sgbench.errors import UserError
+
+    suite = suite_file(tmp_path)
+    run(tmp_path, suite, max_trials=1)
+    text = open(suite).read().replace("n_samples: 16", "n_samples: 32")
+    open(suite, "w").write(text)
+    with pytest.raises(UserError, match=r"suite differs .*suite\.metrics\.n_samples"):
+        run(tmp_path, suite, resume=True)
+    with pytest.raises(UserError, match="no run to resume"):
+        run(tmp_path, suite, resume=True, name="other")
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path):
+    class Failing(FakeStages):
+        def stream(self, setting, seed, start, stop):
+            if setting.method == "cfg":
+                raise RuntimeError("out of memory")
+            return super().stream(setting, seed, start, stop)
+
+    FakeStages.instances.clear()
+    with pytest.warns(UserWarning, match="b-cfg .* failed: RuntimeError: out of memory"):
+        run_dir = run_suite(suite_file(tmp_path, budget=2), out=str(tmp_path / "results"), stages_factory=Failing,
+                            progress=False, argv=["t"], log=lambda m: None)
+    got = rows(run_dir)
+    failed = [r for r in got if r["status"] == "failed"]
+    assert [r["trial_id"] for r in failed] == ["b-cfg"] and failed[0]["method"] == "cfg"
+    assert math.isnan(float(failed[0]["fd_classifier"] or "nan"))
+    assert sum(r["status"] == "complete" for r in got) == 2 + 2 * 2
