@@ -45,15 +45,27 @@ CONFIGS = [
     ("SG (0.5, 0.9) ω=3", dict(method="sg", omega=3.0, gamma_strong=0.5, gamma_weak=0.9)),
     ("SG (0.5, 0.9) ω=6", dict(method="sg", omega=6.0, gamma_strong=0.5, gamma_weak=0.9)),
     ("SG (0.5, 0.9) ω=9", dict(method="sg", omega=9.0, gamma_strong=0.5, gamma_weak=0.9)),
+    ("SG (0.5, 0.9) ω=15", dict(method="sg", omega=15.0, gamma_strong=0.5, gamma_weak=0.9)),
     ("SG (0, 0.9) ω=3", dict(method="sg", omega=3.0, gamma_strong=0.0, gamma_weak=0.9)),
+    ("SG (0, 0.9) ω=6", dict(method="sg", omega=6.0, gamma_strong=0.0, gamma_weak=0.9)),
     ("SG (0, 0.5) ω=4", dict(method="sg", omega=4.0, gamma_strong=0.0, gamma_weak=0.5)),
     ("CFG+SG (0.5, 0.9) ω=2", dict(method="cfg+sg", omega=2.0, gamma_strong=0.5, gamma_weak=0.9)),
     ("CFG+SG (0, 0.5) ω=2", dict(method="cfg+sg", omega=2.0, gamma_strong=0.0, gamma_weak=0.5)),
+]
+# Run only with --weak (an early checkpoint of the same run as the weak network).
+AG_CONFIGS = [
+    ("AG ω=2 (weak: early ckpt)", dict(method="ag", omega=2.0)),
+    ("AG+SG (0.5, 0.9) ω=2 (weak: early ckpt)", dict(method="ag+sg", omega=2.0, gamma_strong=0.5, gamma_weak=0.9)),
+    ("SG_FID preset ω=2.5 (weak: early ckpt)", dict(method="ag+sg", omega=2.5, gamma_strong="cosine:0.0:0.6",
+                                                    gamma_weak="cosine:0.6:0.0")),
 ]
 
 
 def rel_flops(model_config, kw: dict, steps: int) -> float:
     method = kw["method"]
+    if method in ("ag", "ag+sg"):  # the weak network has the same architecture: count it like cfg(+sg)
+        method = {"ag": "cfg", "ag+sg": "cfg+sg"}[method]
+        kw = {**kw, "method": method}
     if method == "none":
         r = gflops_per_image(model_config, guidance="none", gamma_strong=kw.get("gamma_strong", 0.0), steps=steps)
     elif method in ("sg", "cfg+sg"):
@@ -89,6 +101,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(ASSETS / "model.safetensors"))
     ap.add_argument("--classifier", default=str(ASSETS / "classifier.safetensors"))
+    ap.add_argument("--weak", default="", help="early checkpoint for the AG / AG+SG rows (e.g. model_step1000.safetensors)")
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=20)
@@ -112,7 +125,12 @@ def main() -> int:
           f"real-vs-real FD ({half} vs {args.n_ref - half}): {floor:.1f}", flush=True)
 
     autocast = torch.bfloat16 if args.precision == "bf16" else None
-    configs = [c for c in CONFIGS if args.only is None or c[0] in args.only]
+    nets = {"main": den}
+    all_configs = CONFIGS
+    if args.weak:
+        nets["weak"] = load_denoiser(ModelSpec(checkpoint=args.weak))
+        all_configs = CONFIGS + AG_CONFIGS
+    configs = [c for c in all_configs if args.only is None or c[0] in args.only]
     results = {}
     for label, kw in configs:
         rule = build_rule(GuidanceConfig(**kw))
@@ -120,7 +138,7 @@ def main() -> int:
         t0 = time.perf_counter()
         for seed in args.seeds:
             imgs, labs = [], []
-            for _, im, lab in generate({"main": den}, rule, PixelDecoder(), args.samples, seed, args.batch,
+            for _, im, lab in generate(nets, rule, PixelDecoder(), args.samples, seed, args.batch,
                                        steps=args.steps, autocast=autocast):
                 imgs.append(im)
                 labs.append(lab)

@@ -87,6 +87,7 @@ def mutate(tmp_path, fn):
          "suite.search.space: no point of the space has gamma_strong < gamma_weak"),
         (lambda d: d.pop("metrics"), "suite.metrics: required key missing"),
         (lambda d: d.update(threads=-1), "suite.threads: must be >= 0"),
+        (lambda d: d.update(report={"options": {"bogus": 1}}), "suite.report.options: got an unexpected keyword"),
         (lambda d: d["search"].update(storage="redis://x"), "suite.search.storage: expected an Optuna RDB URL"),
     ],
 )
@@ -144,9 +145,14 @@ def test_imagenet_suites_are_valid_and_fail_fast_listing_every_missing_file(name
     assert not (tmp_path / "results").exists()
 
 
-def test_quickstart_suite_is_valid():
-    loaded = load_suite(SUITES / "quickstart.yaml", check_files=False)
+def test_quickstart_suite_is_valid_and_its_shipped_files_exist():
+    loaded = load_suite(SUITES / "quickstart.yaml")
     s = loaded.suite
     assert {m.method for m in s.methods} >= {"none", "cfg"}
     assert s.search.method == "sg" and s.search.sampler == "grid"
     assert s.metrics.extractor == "classifier" and s.metrics.reference.dataset == "shapes"
+
+
+def test_a_text_to_image_suite_points_to_sgbench_t2i(tmp_path, capsys):
+    line = cli_error(write(tmp_path, {"name": "t", "model": {}, "benchmark": {"kind": "geneval"}, "methods": []}), capsys)
+    assert "text-to-image suite: run it with `sgbench t2i run" in line

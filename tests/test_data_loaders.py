@@ -49,7 +49,7 @@ def test_latent_errors(tmp_path):
     np.savez(tmp_path / "lab.npz", latents=x, labels=y + 5)
     with pytest.raises(UserError, match=r"labels must lie in \[0, 3\)"):
         build_dataset({"name": "latents", "path": str(tmp_path / "lab.npz"), "num_classes": 3})
-    with pytest.raises(UserError, match="config.data.path: required key is missing"):
+    with pytest.raises(UserError, match="config.data.path: required key missing"):
         build_dataset({"name": "latents"})
 
 

@@ -14,6 +14,11 @@ import yaml
 from sgbench.run.main import run_suite
 
 
+def num(g) -> float:
+    """A gamma as a number (schedules count as 0.3 here)."""
+    return float(g) if isinstance(g, (int, float)) else 0.3
+
+
 class FakeAcc:
     def __init__(self):
         self.n = 0
@@ -39,7 +44,7 @@ class FakeStages:
 
     @staticmethod
     def value(setting) -> int:
-        return int(round(10 * abs(setting.omega - 2.0) + 20 * float(setting.gamma_strong or 0)))
+        return int(round(10 * abs(setting.omega - 2.0) + 20 * num(setting.gamma_strong)))
 
     def stream(self, setting, seed, start, stop):
         self.streams.append((setting.method, (setting.omega, setting.gamma_strong, setting.gamma_weak), None, seed,
@@ -55,7 +60,7 @@ class FakeStages:
         return {"fd_classifier": acc.total / acc.n + 100.0 / acc.n, "class_acc": 0.5}
 
     def gflops(self, setting):
-        return 1.0 + (1.0 - float(setting.gamma_strong)) + (0 if setting.gamma_weak is None else 1 - setting.gamma_weak)
+        return 1.0 + (1.0 - num(setting.gamma_strong)) + (0 if setting.gamma_weak is None else 1 - num(setting.gamma_weak))
 
 
 def suite_file(tmp_path, **search) -> str:
@@ -207,3 +212,18 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path):
     assert [r["trial_id"] for r in failed] == ["b-cfg"] and failed[0]["method"] == "cfg"
     assert math.isnan(float(failed[0]["fd_classifier"] or "nan"))
     assert sum(r["status"] == "complete" for r in got) == 2 + 2 * 2
+
+
+def test_a_suite_of_fixed_methods_only_runs_each_once(tmp_path):
+    path = suite_file(tmp_path)
+    data = yaml.safe_load(open(path))
+    del data["search"]
+    data["methods"].append({"name": "SG_FID", "method": "sg", "omega": 2.5, "gamma_strong": "cosine:0.0:0.6",
+                            "gamma_weak": "cosine:0.6:0.0"})
+    open(path, "w").write(yaml.safe_dump(data))
+    got = rows(run(tmp_path, path))
+    assert [(r["trial_id"], r["seed"]) for r in got] == [
+        ("b-unguided", "0"), ("b-unguided", "1"), ("b-cfg", "0"), ("b-cfg", "1"), ("b-SG_FID", "0"), ("b-SG_FID", "1")]
+    sg = got[-1]
+    assert (sg["gamma_strong"], sg["gamma_weak"], sg["schedule"], sg["label"]) == (
+        "cosine:0.0:0.6", "cosine:0.6:0.0", "cosine", "SG_FID")

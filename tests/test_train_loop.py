@@ -142,3 +142,23 @@ def test_maskdit_trains_with_mae_loss(tmp_path):
     assert "heldout_fm_cond_gamma0.5" in s
     meta = read_sgbench_metadata(tmp_path / "mask.safetensors")
     assert meta["family"] == "maskdit" and meta["config"]["decoder_depth"] == 1
+
+
+def test_export_kept_step_through_cli(tmp_path):
+    import yaml
+
+    from sgbench.cli import main as cli_main
+
+    raw = tiny_config(tmp_path, steps=4, keep_every=2)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert cli_main(["train", str(cfg), "--no-progress"]) == 0
+    out = tmp_path / "early.safetensors"
+    assert cli_main(["train", str(cfg), "--export-step", "2", str(out)]) == 0
+    meta = read_sgbench_metadata(out)
+    assert meta["train"]["steps"] == 2 and meta["train"]["weights"] == "ema"
+    from safetensors.torch import load_file
+
+    ema2 = load_checkpoint(tmp_path / "run/checkpoints/step_0000002.pt")["ema"]
+    assert all(torch.equal(v, ema2[k]) for k, v in load_file(str(out)).items())
+    assert cli_main(["train", str(cfg), "--export-step", "3", str(out)]) == 2  # 3 was not kept

@@ -15,6 +15,14 @@ def register(subparsers):
     p.add_argument("--output-dir", default=None, help="override output.dir")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log.jsonl is still written)")
+    p.add_argument(
+        "--export-step",
+        nargs=2,
+        metavar=("STEP", "OUT"),
+        default=None,
+        help="do not train: export the kept checkpoint of STEP (EMA weights) to OUT.safetensors "
+        "(e.g. an early model as the weak network of autoguidance)",
+    )
     return p
 
 
@@ -24,6 +32,8 @@ def main(args) -> int:
     from sgbench.train import load_train_config, parse_train_config, train
 
     cfg, raw = load_train_config(args.config)
+    if args.export_step is not None:
+        return _export_step(cfg, *args.export_step)
     if args.steps is not None or args.output_dir is not None or args.no_resume:
         raw = json.loads(json.dumps(raw))
         if args.steps is not None:
@@ -36,4 +46,20 @@ def main(args) -> int:
     summary = train(cfg, raw, progress=not args.no_progress)
     if summary:
         print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _export_step(cfg, step: str, out: str) -> int:
+    from sgbench.errors import UserError
+    from sgbench.train.checkpoint import ckpt_dir, kept_name
+    from sgbench.train.export import export_checkpoint
+
+    try:
+        n = int(step)
+    except ValueError:
+        raise UserError(f"--export-step: STEP must be an integer, got {step!r}") from None
+    path = ckpt_dir(cfg.output.dir) / kept_name(n)
+    if not path.is_file():
+        raise UserError(f"no kept checkpoint for step {n}: {path} (kept steps follow train.keep_every / keep_steps)")
+    print(f"exported {path} -> {export_checkpoint(path, out)}")
     return 0

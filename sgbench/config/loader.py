@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sgbench.config.files import FileRef, require_all, resolve_path
 from sgbench.config.schema import AG_METHODS, Suite
-from sgbench.config.typed import from_dict, to_dict
+from sgbench.config.typed import from_dict, load_yaml, to_dict
 from sgbench.errors import UserError
 
 ROOT = "suite"
@@ -44,15 +44,7 @@ class LoadedSuite:
 
 
 def parse_yaml(text: str, source: str):
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{source}: invalid YAML{where}: {problem}") from None
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise UserError(f"{source}: a suite is a YAML mapping (name:, model:, metrics:, ...), got {type(data).__name__}")
     return data
@@ -121,6 +113,8 @@ def load_suite(path, check_files: bool = True) -> LoadedSuite:
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read suite {source}: {e}") from None
     data = parse_yaml(text, str(source))
+    if "benchmark" in data and "metrics" not in data:
+        raise UserError(f"{source} is a text-to-image suite: run it with `sgbench t2i run {source}`")
     suite = from_dict(Suite, data, ROOT)
     check_extractor(suite.metrics.extractor)
     base_dir = source.resolve().parent

@@ -1,8 +1,10 @@
 """Plain YAML data -> typed dataclasses, checked once with the key path in every error.
 
 Supported field types: bool, int, float (accepts ints), str, Any, Optional[X], X | Y unions of
-scalars, list[X], dict[str, X], Literal[...] and nested dataclasses. Errors read
-`suite.search.space.omega[2]: expected a number, got 'high'`.
+scalars, list[X], tuple[X, ...], tuple[X, Y] (fixed length), dict[str, X], bare list/tuple/dict,
+Literal[...] and nested dataclasses. Lists given for a tuple field become tuples. Errors read
+`suite.search.space.omega[2]: expected a number, got 'high'`. Used by the suite schema and by the
+training config (`sgbench.train.config`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,35 @@ import dataclasses
 import difflib
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
 
 from sgbench.errors import UserError
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """YAML text -> plain data; a syntax error is one UserError naming the line and column."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def read_yaml_file(path, what: str) -> Any:
+    """Read and parse a YAML file; a missing or unreadable file is one UserError (`{what} not found: ...`)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"{what} not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {what} {p}: {e}") from None
+    return load_yaml(text, str(p))
 
 
 def fail(path: str, message: str) -> "typing.NoReturn":
@@ -37,9 +65,9 @@ def _type_name(tp: Any) -> str:
         return "a string"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (list, tuple):
+    if origin in (list, tuple) or tp in (list, tuple):
         return "a list"
-    if origin is dict or (dataclasses.is_dataclass(tp)):
+    if origin is dict or tp is dict or dataclasses.is_dataclass(tp):
         return "a mapping"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
@@ -48,9 +76,9 @@ def _type_name(tp: Any) -> str:
 
 def _same_shape(tp: Any, value: Any) -> bool:
     origin = typing.get_origin(tp)
-    if origin in (list, tuple):
+    if origin in (list, tuple) or tp in (list, tuple):
         return isinstance(value, (list, tuple))
-    if origin is dict or dataclasses.is_dataclass(tp):
+    if origin is dict or tp is dict or dataclasses.is_dataclass(tp):
         return isinstance(value, dict)
     if tp is str or origin is Literal:
         return isinstance(value, str)
@@ -84,6 +112,8 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         if len(shaped) == 1:
             raise UserError(shaped[0])
         fail(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+    if value is None and dataclasses.is_dataclass(tp) and hasattr(tp, "coerce"):
+        value = tp.coerce(value)  # a section may stand for its defaults when left empty
     if value is None:
         fail(path, f"required, expected {_type_name(tp)}")
     if tp is bool:
@@ -109,11 +139,22 @@ def convert(tp: Any, value: Any, path: str) -> Any:
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             fail(path, f"must be one of {', '.join(repr(c) for c in choices)}, got {_describe(value)}{extra}")
         return value
-    if origin in (list, tuple):
+    if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
             fail(path, f"expected a list, got {_describe(value)}")
-        (item_tp,) = typing.get_args(tp)[:1] or (Any,)
-        return [convert(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                fail(path, f"expected a list of {len(args)} values, got {len(value)}")
+            item_tps = args
+        else:
+            item_tps = [args[0] if args else Any] * len(value)
+        items = [convert(t, v, f"{path}[{i}]") for i, (t, v) in enumerate(zip(item_tps, value))]
+        return tuple(items) if tuple in (origin, tp) else items
+    if tp is dict:  # bare dict: any mapping, checked later by whoever reads it
+        if not isinstance(value, dict):
+            fail(path, f"expected a mapping, got {_describe(value)}")
+        return dict(value)
     if origin is dict:
         if not isinstance(value, dict):
             fail(path, f"expected a mapping, got {_describe(value)}")
@@ -140,8 +181,8 @@ def from_dict(cls: type, data: Any, path: str) -> Any:
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
-            extra = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(fields)})"
-            fail(f"{path}.{key}", f"unknown key{extra}")
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            fail(f"{path}.{key}", f"unknown key{hint} (known: {', '.join(fields)})")
     kwargs = {}
     for name, f in fields.items():
         sub = f"{path}.{name}"
@@ -149,10 +190,20 @@ def from_dict(cls: type, data: Any, path: str) -> Any:
             kwargs[name] = convert(hints[name], data[name], sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             fail(sub, f"required key missing ({_type_name(hints[name])})")
-    obj = cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except UserError as e:  # a __post_init__ check: make sure the message names the section
+        msg = str(e)
+        raise UserError(msg if msg.startswith(path) else f"{path}: {msg}") from None
     if hasattr(obj, "check"):
         obj.check(path)
     return obj
+
+
+def empty_section(data: Any) -> Any:
+    """A `coerce` hook for sections: left empty (None) in the YAML, the section reads as `{}` (all
+    defaults, or an error naming the first required key)."""
+    return {} if data is None else data
 
 
 def to_dict(obj: Any) -> Any:

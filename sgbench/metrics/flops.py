@@ -19,8 +19,8 @@ branch sparsity rates are
     cfg, icg        [0, 0]                    (conditional + unconditional/random-condition)
     ag              [0, 0]                    (weak network assumed to share the architecture)
     sg, cfg+sg, ag+sg  [gamma_strong, gamma_weak]
-A gamma is a number or a schedule 'cosine:START:END' / 'linear:START:END' over the steps:
-with u_i = i / (steps - 1) for step i = 0 .. steps-1 (u = 0 when steps == 1),
+A gamma is a number or a schedule 'cosine:START:END' / 'linear:START:END' over the steps, parsed
+by `sgbench.guidance.schedules` (the samplers' parser): with u_i = i / (steps - 1) for step i = 0 .. steps-1 (u = 0 when steps == 1),
     linear: START + (END - START) * u_i
     cosine: END + (START - END) * (1 + cos(pi * u_i)) / 2
 so both start at START on the first step and reach END on the last.
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from sgbench.errors import UserError
+from sgbench.guidance.schedules import parse_schedule
 from sgbench.models.dit import DiT, DiTConfig, Route, dit_config
 from sgbench.models.routing import num_kept
 
@@ -47,34 +48,13 @@ GammaSpec = Union[float, int, str, None]
 
 # -- gamma schedules ---------------------------------------------------------------------------
 def schedule_values(spec: GammaSpec, steps: int) -> np.ndarray:
-    """Per-step values of a gamma: a number, 'constant:V', 'cosine:START:END' or 'linear:START:END'.
-
-    Same definition as `sgbench.guidance.schedules.Schedule.values` (a test pins the two together).
-    """
+    """Per-step values of a gamma (None = 0): a number, 'constant:V', 'cosine:START:END' or
+    'linear:START:END', parsed and evaluated by `sgbench.guidance.schedules` (rates in [0, 1))."""
     if steps < 1:
         raise UserError(f"steps must be >= 1, got {steps}")
     if spec is None:
         return np.zeros(steps)
-    if isinstance(spec, (int, float)):
-        return np.full(steps, float(spec))
-    text = str(spec).strip()
-    try:
-        return np.full(steps, float(text))
-    except ValueError:
-        pass
-    parts = text.split(":")
-    if len(parts) == 2 and parts[0] == "constant":
-        return schedule_values(parts[1], steps)
-    if len(parts) != 3 or parts[0] not in ("cosine", "linear"):
-        raise UserError(f"gamma must be a number or 'cosine:START:END' / 'linear:START:END', got {text!r}")
-    try:
-        start, end = float(parts[1]), float(parts[2])
-    except ValueError:
-        raise UserError(f"gamma schedule {text!r}: START and END must be numbers") from None
-    u = np.arange(steps) / (steps - 1) if steps > 1 else np.zeros(1)
-    if parts[0] == "linear":
-        return start + (end - start) * u
-    return end + (start - end) * (1 + np.cos(np.pi * u)) / 2
+    return np.asarray(parse_schedule(spec).values(steps), dtype=float)
 
 
 def guidance_branch_gammas(

@@ -15,7 +15,10 @@ from scipy import linalg
 
 def _sqrtm(a: np.ndarray) -> np.ndarray:
     # ADM passes disp=False (deprecated since SciPy 1.16); both return the same matrix root.
-    out = linalg.sqrtm(a)
+    # ADM also silences SciPy's "singular matrix" warning: a non-finite root is retried below.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        out = linalg.sqrtm(a)
     return out[0] if isinstance(out, tuple) else out
 
 

@@ -9,7 +9,7 @@ import dataclasses
 import math
 import os
 import warnings
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import numpy as np
 

@@ -29,6 +29,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from sgbench.config.typed import empty_section
 from sgbench.errors import UserError
 
 
@@ -47,6 +48,8 @@ class T2ISamplerSection:
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     images_per_prompt: int = 4
     resolution: int = 512  # image side; checked against the model
+
+    coerce = staticmethod(empty_section)
 
     def check(self, path):
         if self.steps < 1 or self.batch_size < 1 or self.images_per_prompt < 1:
@@ -87,18 +90,11 @@ class T2ISuite:
 
 
 def load_t2i_suite(path) -> T2ISuite:
-    import yaml
-
     from sgbench.config.schema import MethodConfig
-    from sgbench.train.config import from_dict
+    from sgbench.config.typed import from_dict, read_yaml_file
 
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise UserError(f"suite not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = read_yaml_file(p, "suite")
     if not isinstance(raw, dict):
         raise UserError(f"{p}: expected a mapping at the top level")
     methods = raw.get("methods") or []

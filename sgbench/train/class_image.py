@@ -19,6 +19,7 @@ from sgbench.data import build_dataset, to_model_range
 from sgbench.errors import UserError
 from sgbench.models.routing import sample_keep_indices
 from sgbench.train import flow
+from sgbench.train.config import check_rates
 from sgbench.train.export import dit_config_json, save_sgbench_model
 from sgbench.train.tasks import TrainTask, register_task
 
@@ -58,10 +59,7 @@ class FlowObjectiveConfig:
     mae_lambda: float = 0.1  # weight of the masked (MAE) term, eq. A4
 
     def check(self, path):
-        for k in ("label_dropout", "route_rate", "mask_ratio"):
-            v = getattr(self, k)
-            if not 0.0 <= v < 1.0:
-                raise UserError(f"{path}.{k}: must lie in [0, 1), got {v}")
+        check_rates(self, path, "label_dropout", "route_rate", "mask_ratio")
         if self.mae_lambda < 0 or self.logit_std <= 0:
             raise UserError(f"{path}: mae_lambda must be >= 0 and logit_std > 0")
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from sgbench.data import build_dataset
 from sgbench.errors import UserError
+from sgbench.train.config import check_rates
 from sgbench.train.tasks import TrainTask, register_task
 
 
@@ -27,8 +28,7 @@ class ClassifierObjectiveConfig:
     flip: bool = False  # random horizontal flips (off: some classes are not mirror-symmetric in meaning)
 
     def check(self, path):
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UserError(f"{path}.label_smoothing: must lie in [0, 1)")
+        check_rates(self, path, "label_smoothing")
 
 
 @register_task

@@ -1,130 +1,38 @@
 """Typed training configuration, checked once when the YAML is loaded.
 
-`from_dict(cls, data, path)` turns a mapping into dataclass `cls`, raising a one-line UserError
-that names the key path for unknown keys, wrong types and bad values. Task-specific sections
-(`model`, `objective`, `data`) are validated by the task and dataset registries with the same
-function, so every section of every task reports errors the same way.
+`from_dict(cls, data, path)` turns a mapping into dataclass `cls` with the suite schema's converter
+(`sgbench.config.typed`), raising a one-line UserError that names the key path for unknown keys,
+wrong types and bad values. Task-specific sections (`model`, `objective`, `data`) are validated by
+the task and dataset registries with the same function, so every section of every task (and every
+suite) reports errors the same way.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from sgbench.config import typed
+from sgbench.config.typed import empty_section, read_yaml_file
 from sgbench.errors import UserError
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(tp, value, path: str):
-    """Check (and lightly convert: int -> float, list -> tuple) `value` against annotation `tp`."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(a, value, path)
-            except UserError as e:
-                errors.append(str(e))
-        raise UserError(errors[0] if errors else f"{path}: invalid value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise UserError(f"{path}: must be one of {', '.join(map(repr, args))}, got {value!r}")
-        return value
-    if origin in (tuple, list) or tp in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise UserError(f"{path}: expected a list of {len(args)} values, got {len(value)}")
-            items = [_coerce(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
-        else:
-            elem = args[0] if args else Any
-            items = [_coerce(elem, v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{path}: expected a mapping, got {type(value).__name__}")
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise UserError(f"{path}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise UserError(f"{path}: expected a string, got {value!r}")
-        return value
-    if isinstance(tp, type) and not isinstance(value, tp):
-        raise UserError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-    return value
-
-
 def from_dict(cls, data, path: str = "config"):
-    """Build dataclass `cls` from a mapping; unknown keys, wrong types, missing keys -> UserError."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in data:
-        if key not in known:
-            raise UserError(f"{path}.{key}: unknown key (known: {', '.join(known)})")
-    kwargs = {k: _coerce(hints[k], v, f"{path}.{k}") for k, v in data.items()}
-    for name, f in known.items():
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise UserError(f"{path}.{name}: required key is missing")
-    try:
-        obj = cls(**kwargs)
-    except UserError as e:
-        msg = str(e)
-        raise UserError(msg if msg.startswith(path) else f"{path}: {msg}") from None
-    if hasattr(obj, "check"):
-        obj.check(path)
-    return obj
-
-
-def to_dict(obj) -> dict:
-    """Dataclass -> plain JSON/YAML-able dict (tuples become lists)."""
-
-    def plain(v):
-        if dataclasses.is_dataclass(v):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(obj)
+    """Build dataclass `cls` from a mapping with `sgbench.config.typed`; an empty section (None)
+    stands for all defaults. Unknown keys, wrong types, missing keys -> one-line UserError."""
+    return typed.from_dict(cls, {} if data is None else data, path)
 
 
 def _check(cond: bool, path: str, msg: str) -> None:
     if not cond:
         raise UserError(f"{path}: {msg}")
+
+
+def check_rates(section, path: str, *names: str) -> None:
+    """Each named field of `section` is a rate in [0, 1) (dropout, decay, ...): else a UserError naming it."""
+    for name in names:
+        value = getattr(section, name)
+        _check(0.0 <= value < 1.0, f"{path}.{name}", f"must lie in [0, 1), got {value}")
 
 
 @dataclass
@@ -151,6 +59,8 @@ class LoopConfig:
     keep_every: int = 5000  # also keep <dir>/checkpoints/step_XXXXXXX.pt for ever (autoguidance)
     keep_steps: tuple[int, ...] = ()  # extra steps to keep (e.g. early checkpoints)
 
+    coerce = staticmethod(empty_section)
+
     def check(self, path: str) -> None:
         _check(self.steps > 0, f"{path}.steps", "must be > 0")
         _check(self.batch_size > 0, f"{path}.batch_size", "must be > 0")
@@ -159,7 +69,7 @@ class LoopConfig:
         _check(self.weight_decay >= 0, f"{path}.weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, f"{path}.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, f"{path}.grad_clip", "must be >= 0 (0 = off)")
-        _check(0 <= self.ema_decay < 1, f"{path}.ema_decay", "must lie in [0, 1)")
+        check_rates(self, path, "ema_decay")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"{path}.device",
                f"must be auto, cpu or cuda, got {self.device!r}")
         _check(self.threads >= 0, f"{path}.threads", "must be >= 0")
@@ -176,6 +86,8 @@ class OutputConfig:
     export: str = ""  # final weights file (.safetensors) written at the end; '' = none
     resume: bool = True  # continue from <dir>/checkpoints/latest.pt when it exists
 
+    coerce = staticmethod(empty_section)
+
 
 @dataclass
 class TrainConfig:
@@ -191,16 +103,7 @@ class TrainConfig:
 
 def load_train_config(path) -> tuple[TrainConfig, dict]:
     """Read and validate a YAML file -> (TrainConfig, the raw mapping for checkpoints)."""
-    import yaml
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise UserError(f"training config not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else "syntax error"
-        raise UserError(f"{p}: invalid YAML ({first})") from None
+    raw = read_yaml_file(path, "training config")
     return parse_train_config(raw), raw
 
 

@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from sgbench.errors import UserError
 from sgbench.train import flow
+from sgbench.train.config import check_rates
 from sgbench.train.tasks import TrainTask, register_task
 
 
@@ -59,9 +60,7 @@ class T2IObjectiveConfig:
     route_rate: float = 0.5
 
     def check(self, path):
-        for k in ("text_dropout", "route_rate"):
-            if not 0.0 <= getattr(self, k) < 1.0:
-                raise UserError(f"{path}.{k}: must lie in [0, 1), got {getattr(self, k)}")
+        check_rates(self, path, "text_dropout", "route_rate")
         if self.logit_std <= 0:
             raise UserError(f"{path}.logit_std: must be > 0")
 
