@@ -31,7 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sgbench", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="sgbench",
+        description="Benchmark and evaluation harness for Sparse Guidance of token-sparse diffusion transformers.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in COMMANDS.items():
         try:

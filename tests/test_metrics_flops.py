@@ -153,3 +153,61 @@ def test_real_guidance_rule_matches_cli_mapping():
         kwargs = {k: v for k, v in (("gamma_strong", gs), ("gamma_weak", gw)) if v is not None}
         rule = guidance.build_rule(guidance.GuidanceConfig(method, omega=2.0, **kwargs))
         assert gflops_per_image(cfg, rule=rule, steps=5) == gflops_per_image(cfg, guidance=method, steps=5, **kwargs)
+
+
+# ---- MaskDiT ------------------------------------------------------------------------------------
+TINY_MASK = dict(input_size=8, patch_size=2, in_channels=2, hidden_size=16, depth=3, num_heads=2, num_classes=5,
+                 decoder_hidden_size=8, decoder_depth=2, decoder_num_heads=2)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.25, 0.5, 0.75, 0.9])
+def test_fast_path_equals_full_trace_of_masked_maskdit(gamma):
+    from sgbench.models.maskdit import MaskDiT, MaskDiTConfig
+
+    for extra in ({}, {"mask_token": False, "learn_sigma": True, "mlp_ratio": 2.0}):
+        cfg = MaskDiTConfig(**TINY_MASK, **extra)
+        model = MaskDiT(cfg)
+        for attention in (False, True):
+            assert forward_flops(cfg, gamma, attention) == trace_model_flops(model, gamma, attention)
+
+
+def test_maskdit_attention_terms_and_masking_saves_encoder_flops(monkeypatch):
+    from sgbench.models.maskdit import MaskDiT, MaskDiTConfig
+
+    cfg = MaskDiTConfig(**{**TINY_MASK, "num_heads": 4})
+    model = MaskDiT(cfg)
+    # analytic attention (encoder: kept tokens at width 16, decoder: all 16 tokens at width 8) == explicit matmuls
+    with_sdpa = trace_model_flops(model, 0.5, attention=True)
+    n, k = cfg.num_tokens, cfg.num_tokens - int(cfg.num_tokens * 0.5)
+    assert with_sdpa - trace_model_flops(model, 0.5, attention=False) == 3 * 2 * k * k * 16 + 2 * 2 * n * n * 8
+    monkeypatch.setattr(F, "scaled_dot_product_attention", _explicit_attention)
+    assert trace_model_flops(model, 0.5, attention=False) == with_sdpa
+    # only the encoder blocks and decoder_layer shrink with gamma: dense - masked is affine in the dropped count
+    drop = [forward_flops(cfg, g, attention=False) for g in (0.0, 0.25, 0.5)]
+    assert drop[0] - drop[1] == drop[1] - drop[2] > 0
+
+
+def test_maskdit_presets_by_name_and_config():
+    from sgbench.models.maskdit import maskdit_config
+
+    r = gflops_per_image("MaskDiT-XL/2", guidance="none", gamma_strong=0.5)
+    dense = gflops_per_image("MaskDiT-XL/2")
+    assert r.dense_gflops == dense.gflops == pytest.approx(125.85, abs=0.01) and r.routes == []
+    assert r.gflops == pytest.approx(65.50, abs=0.01)  # 28 encoder blocks at 128 of 256 tokens
+    # MaskDiT-XL/2 = DiT-XL/2's encoder plus a decoder (8 blocks of width 512 over all 256 tokens)
+    assert dense.gflops > gflops_per_image("DiT-XL/2").gflops
+    by_config = gflops_per_image(maskdit_config("MaskDiT-XL/2"), gamma_strong=0.5)
+    assert (by_config.gflops, by_config.dense_gflops) == (r.gflops, r.dense_gflops)
+    with pytest.raises(UserError, match="no routes"):
+        gflops_per_image("MaskDiT-XL/2", routes=["2-24"])
+
+
+def test_cli_flops_maskdit(capsys):
+    rc = cli_main(["flops", "--arch", "MaskDiT-XL/2", "--guidance", "sg", "--gamma-strong", "0", "--gamma-weak", "0.5",
+                   "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["arch"] == "MaskDiT-XL/2" and out["routes"] == []
+    assert out["per_branch"] == pytest.approx([125.851, 65.495], abs=1e-3)
+    rc = cli_main(["flops", "--arch", "MaskDiT-XL/2", "--routes", "2-24"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no routes" in err

@@ -132,3 +132,51 @@ def test_the_quickstart_runs_end_to_end(tmp_path, capsys):
     # cosine schedules (SG_FID style): the two branches' rates mirror each other step by step
     sched = stages.gflops(Setting("sg", 2.5, "cosine:0.0:0.6", "cosine:0.6:0.0"))
     assert dense < sched < 2 * dense
+
+
+def test_maskdit_runs_get_gflops_without_a_warning(tiny_suite, tmp_path):
+    import warnings
+
+    from sgbench.config import load_suite
+    from sgbench.metrics.flops import forward_flops
+    from sgbench.models.loading import save_sgbench_safetensors
+    from sgbench.models.maskdit import MaskDiT, MaskDiTConfig
+    from sgbench.run.setting import Setting
+    from sgbench.run.stages import Stages
+
+    torch.manual_seed(0)
+    cfg = MaskDiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=32, depth=2, num_heads=2,
+                        num_classes=10, decoder_hidden_size=16, decoder_depth=1, decoder_num_heads=2)
+    save_sgbench_safetensors(tmp_path / "mask.safetensors", MaskDiT(cfg), parametrization="edm")
+    data = yaml.safe_load(tiny_suite.read_text())
+    data["model"] = {"checkpoint": "mask.safetensors"}
+    suite = tmp_path / "mask.yaml"
+    suite.write_text(yaml.safe_dump(data))
+    stages = Stages(load_suite(suite), "cpu", log=lambda m: None)
+    stages.load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dense = stages.gflops(Setting("none"))
+        sg = stages.gflops(Setting("sg", 2.0, 0.0, 0.5))
+    att = stages.suite.metrics.attention_flops  # False by default
+    assert dense == pytest.approx(forward_flops(cfg, 0.0, att) / 1e9)
+    assert sg == pytest.approx((forward_flops(cfg, 0.0, att) + forward_flops(cfg, 0.5, att)) / 1e9)
+    assert dense < sg < 2 * dense
+
+
+def test_unsupported_backbones_still_warn_once(tiny_suite):
+    import math
+    import warnings
+    from types import SimpleNamespace
+
+    from sgbench.config import load_suite
+    from sgbench.run.setting import Setting
+    from sgbench.run.stages import Stages
+
+    stages = Stages(load_suite(tiny_suite), "cpu", log=lambda m: None)
+    stages.denoisers["main"] = SimpleNamespace(backbone=SimpleNamespace(config=object()))
+    with pytest.warns(UserWarning, match="GFLOPs not counted for this backbone"):
+        assert math.isnan(stages.gflops(Setting("none")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per run, not per setting
+        assert math.isnan(stages.gflops(Setting("cfg", 2.0)))

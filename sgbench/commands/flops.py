@@ -1,4 +1,7 @@
-"""`sgbench flops --arch SiT-XL/2 --routes 2-24 --guidance sg --gamma-strong 0.5 --gamma-weak 0.9 --steps 40`."""
+"""`sgbench flops --arch SiT-XL/2 --routes 2-24 --guidance sg --gamma-strong 0.5 --gamma-weak 0.9 --steps 40`.
+
+MaskDiT presets work too (`--arch MaskDiT-XL/2 --gamma-strong 0.5`, no routes): gamma is the
+masking rate of the encoder."""
 
 from __future__ import annotations
 
@@ -14,10 +17,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="GFLOPs per image of one guided velocity evaluation (all branches), averaged over the "
         "sampling steps. A gamma is a number or 'cosine:START:END' / 'linear:START:END' over the steps.",
     )
-    p.add_argument("--arch", default="SiT-XL/2", help="architecture preset (DiT-XL/2, SiT-B/4, ...)")
-    p.add_argument("--routes", nargs="*", default=[], help="TREAD routes START-END (0-based, inclusive), e.g. 2-24")
+    p.add_argument("--arch", default="SiT-XL/2",
+                   help="architecture preset (DiT-XL/2, SiT-B/4, ...; MaskDiT-XL/2, ... without routes)")
+    p.add_argument("--routes", nargs="*", default=[],
+                   help="TREAD routes START-END (0-based, inclusive), e.g. 2-24 (DiT/SiT only)")
     p.add_argument("--guidance", choices=METHODS, default="none")
-    p.add_argument("--gamma-strong", default=None, help="sparsity of the strong (conditional) branch")
+    p.add_argument("--gamma-strong", default=None,
+                   help="sparsity of the strong (conditional) branch (MaskDiT: its masking rate)")
     p.add_argument("--gamma-weak", default=None, help="sparsity of the weak branch (sg, cfg+sg, ag+sg)")
     p.add_argument("--steps", type=int, default=40, help="sampling steps (schedules are evaluated per step)")
     p.add_argument("--input-size", type=int, default=None, help="latent side (default 32 = 256 px with SD-VAE)")

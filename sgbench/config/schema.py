@@ -276,7 +276,7 @@ class MetricsConfig:
     batch_size: int = 250  # extractor batch
     keys: Optional[list[str]] = None  # metric columns to record; default: all of the extractor's
     gflops: bool = True
-    attention_flops: bool = False  # add attention-score FLOPs (not the literature's convention)
+    attention_flops: bool = True  # count attention-score matmuls, as the published DiT/SiT GFLOPs do
     throughput: Literal["sampling", "off"] = "sampling"
 
     def check(self, path: str) -> None:

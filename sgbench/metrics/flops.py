@@ -1,4 +1,4 @@
-"""FLOPs of guided DiT/SiT sampling in the convention of the DiT/SiT/TREAD papers.
+"""FLOPs of guided DiT/SiT (and MaskDiT) sampling in the convention of the DiT/SiT/TREAD papers.
 
 Convention: fvcore's counts (one fused multiply-add = 1 FLOP; linear, conv, layer norm and
 einsum counted; elementwise ops and gathers not counted) plus the attention-score products
@@ -12,6 +12,14 @@ Fast path: a forward is embedders + blocks + final layer. The non-block part is 
 (a depth-0 model); one block is traced at two token counts, and its FLOPs are the exact affine
 function a*n + b of the token count n (every counted op in a block is per-token, except adaLN,
 which is per-image); tests check the composition against full traces of routed models.
+
+MaskDiT (`MaskDiTConfig` or a `MaskDiT-*` preset name): at rate gamma the encoder blocks and
+`decoder_layer` see the k = N - int(N * gamma) kept tokens, the decoder blocks all N (mask tokens
+filled in); embedders and final layer always see N. The same fast path: the non-block part of a
+depth-1/decoder-depth-1 model is traced once, an encoder block, `decoder_layer` and a decoder
+block each at two token counts (exact affine), attention scores 2 * n^2 * width per block (k and
+the encoder width in the encoder, N and the decoder width in the decoder). Any gamma in [0, 1)
+is allowed (no routes); tests check the composition against full traces of the masked forward.
 
 Guidance -> branches: a guided velocity evaluates one network pass per branch. Per step the
 branch sparsity rates are
@@ -39,11 +47,14 @@ import torch
 from sgbench.errors import UserError
 from sgbench.guidance.schedules import parse_schedule
 from sgbench.models.dit import DiT, DiTConfig, Route, dit_config
+from sgbench.models.maskdit import MaskDiT, MaskDiTConfig, maskdit_config
 from sgbench.models.routing import num_kept
 
 GUIDANCE_METHODS = ("none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg")
 _SPARSE_METHODS = ("sg", "cfg+sg", "ag+sg")
 GammaSpec = Union[float, int, str, None]
+ModelConfig = Union[DiTConfig, MaskDiTConfig]
+SUPPORTED_CONFIGS = (DiTConfig, MaskDiTConfig)  # backbone configs `gflops_per_image` counts
 
 
 # -- gamma schedules ---------------------------------------------------------------------------
@@ -93,7 +104,7 @@ def fvcore_flops(module: torch.nn.Module, inputs: tuple) -> int:
 class _Forward(torch.nn.Module):
     """Fixes gamma so jit tracing sees tensors only."""
 
-    def __init__(self, model: DiT, gamma: float):
+    def __init__(self, model: Union[DiT, MaskDiT], gamma: float):
         super().__init__()
         self.model, self.gamma = model, gamma
 
@@ -102,17 +113,17 @@ class _Forward(torch.nn.Module):
         return self.model(x, t, y, gamma=self.gamma, generator=g)
 
 
-def _example_inputs(config: DiTConfig, batch: int = 1):
+def _example_inputs(config: ModelConfig, batch: int = 1):
     x = torch.zeros(batch, config.in_channels, config.input_size, config.input_size)
     return x, torch.full((batch,), 0.5), torch.zeros(batch, dtype=torch.long)
 
 
-def trace_model_flops(model: DiT, gamma: float = 0.0, attention: bool = True) -> int:
+def trace_model_flops(model: Union[DiT, MaskDiT], gamma: float = 0.0, attention: bool = True) -> int:
     """Naive reference: fvcore trace of a whole forward at batch 1 (FLOPs per image)."""
     model = model.eval()
     flops = fvcore_flops(_Forward(model, gamma), _example_inputs(model.config))
     if attention:
-        flops += sum(_attention_flops(n, model.config.hidden_size) for n in block_token_counts(model.config, gamma))
+        flops += sum(_attention_flops(n, width) for n, width in attention_blocks(model.config, gamma))
     return flops
 
 
@@ -128,6 +139,20 @@ def block_token_counts(config: DiTConfig, gamma: float) -> list[int]:
         raise UserError("gamma > 0 requested but the architecture has no routes (give --routes, e.g. 2-24)")
     routed = {i for r in config.routes for i in range(r.start, r.end + 1)}
     return [k if i in routed else n for i in range(config.depth)]
+
+
+def maskdit_token_counts(config: MaskDiTConfig, gamma: float) -> tuple[list[int], list[int]]:
+    """Tokens each MaskDiT encoder block (kept tokens) and decoder block (all N) processes at gamma."""
+    n = config.num_tokens
+    return [num_kept(n, gamma)] * config.depth, [n] * config.decoder_depth
+
+
+def attention_blocks(config: ModelConfig, gamma: float) -> list[tuple[int, int]]:
+    """(tokens, width) of every attention of one forward at sparsity gamma."""
+    if isinstance(config, MaskDiTConfig):
+        enc, dec = maskdit_token_counts(config, gamma)
+        return [(n, config.hidden_size) for n in enc] + [(n, config.decoder_hidden_size) for n in dec]
+    return [(n, config.hidden_size) for n in block_token_counts(config, gamma)]
 
 
 def _arch_key(config: DiTConfig) -> tuple:
@@ -159,8 +184,58 @@ def _components(arch_key: tuple) -> tuple[int, int, int]:
     return rest, a, at_1 - a
 
 
-def forward_flops(config: DiTConfig, gamma: float = 0.0, attention: bool = True) -> int:
+def _affine(module: torch.nn.Module, n: int, width: int, cond_width: int) -> tuple[int, int, int]:
+    """(FLOPs at n tokens, per-token a, per-image b) of module(x [1, n, width], c [1, cond_width]),
+    checked to be exactly affine in the token count."""
+    c = torch.zeros(1, cond_width)
+    at_n = fvcore_flops(module, (torch.zeros(1, n, width), c))
+    at_1 = fvcore_flops(module, (torch.zeros(1, 1, width), c))
+    a = (at_n - at_1) // (n - 1) if n > 1 else 0
+    if n > 1 and a * (n - 1) != at_n - at_1:
+        name = type(module).__name__
+        raise RuntimeError(f"{name} FLOPs are not affine in the token count ({at_1} at 1, {at_n} at {n})")
+    return at_n, a, at_1 - a
+
+
+def _maskdit_arch_key(config: MaskDiTConfig) -> tuple:
+    d = config.to_dict()
+    d.pop("depth")
+    d.pop("decoder_depth")
+    return tuple(sorted(d.items()))
+
+
+@lru_cache(maxsize=32)
+def _maskdit_components(arch_key: tuple) -> tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(non-block FLOPs, encoder block (a, b), decoder_layer (a, b), decoder block (a, b)) of one
+    MaskDiT architecture; the non-block part (embedders, final layer) is a dense depth-1,
+    decoder-depth-1 model minus its encoder block, decoder_layer and decoder block."""
+    cfg = MaskDiTConfig(**dict(arch_key), depth=1, decoder_depth=1)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MaskDiT(cfg).eval()
+    n, h, dh = cfg.num_tokens, cfg.hidden_size, cfg.decoder_hidden_size
+    enc_n, *enc = _affine(model.blocks[0], n, h, h)
+    lay_n, *lay = _affine(model.decoder_layer, n, h, h)
+    dec_n, *dec = _affine(model.decoder_blocks[0], n, dh, h)
+    rest = fvcore_flops(_Forward(model, 0.0), _example_inputs(cfg)) - enc_n - lay_n - dec_n
+    return rest, tuple(enc), tuple(lay), tuple(dec)
+
+
+def _maskdit_forward_flops(config: MaskDiTConfig, gamma: float, attention: bool) -> int:
+    rest, (ea, eb), (la, lb), (da, db) = _maskdit_components(_maskdit_arch_key(config))
+    enc, dec = maskdit_token_counts(config, gamma)
+    kept = num_kept(config.num_tokens, gamma)
+    total = rest + la * kept + lb  # decoder_layer maps the kept tokens to the decoder width
+    total += sum(ea * n + eb for n in enc) + sum(da * n + db for n in dec)
+    if attention:
+        total += sum(_attention_flops(n, w) for n, w in attention_blocks(config, gamma))
+    return total
+
+
+def forward_flops(config: ModelConfig, gamma: float = 0.0, attention: bool = True) -> int:
     """FLOPs of one forward of one image at sparsity gamma (fast, composed path)."""
+    if isinstance(config, MaskDiTConfig):
+        return _maskdit_forward_flops(config, gamma, attention)
     rest, a, b = _components(_arch_key(config))
     total = rest
     for n in block_token_counts(config, gamma):
@@ -190,7 +265,16 @@ def step_gammas_from_rule(rule, steps: int) -> list[tuple[float, ...]]:
     return [tuple(float(b[-1]) for b in rule.branch_gammas(k, steps)) for k in range(steps)]
 
 
-def resolve_config(arch: Union[str, DiTConfig], routes: Optional[Sequence] = None, **overrides) -> DiTConfig:
+def _is_maskdit_arch(arch: str) -> bool:
+    return arch.startswith("MaskDiT-")
+
+
+def resolve_config(arch: Union[str, ModelConfig], routes: Optional[Sequence] = None, **overrides) -> ModelConfig:
+    """A config, or a preset name: DiT/SiT presets ('SiT-XL/2') or MaskDiT presets ('MaskDiT-XL/2')."""
+    if isinstance(arch, MaskDiTConfig) or (isinstance(arch, str) and _is_maskdit_arch(arch)):
+        if routes:
+            raise UserError("MaskDiT has no routes: its encoder masks gamma of the tokens (leave out --routes)")
+        return arch if isinstance(arch, MaskDiTConfig) else maskdit_config(arch, **overrides)
     if isinstance(arch, DiTConfig):
         return arch if routes is None else replace(arch, routes=tuple(routes))
     parsed = tuple(r if isinstance(r, Route) else Route.parse(r) for r in (routes or ()))
@@ -198,7 +282,7 @@ def resolve_config(arch: Union[str, DiTConfig], routes: Optional[Sequence] = Non
 
 
 def gflops_per_image(
-    arch: Union[str, DiTConfig],
+    arch: Union[str, ModelConfig],
     routes: Optional[Sequence] = None,
     guidance: str = "none",
     gamma_strong: GammaSpec = None,
@@ -248,5 +332,5 @@ def gflops_per_image(
         guidance=guidance,
         attention_included=attention,
         arch=arch if isinstance(arch, str) else "",
-        routes=[f"{r.start}-{r.end}" for r in config.routes],
+        routes=[f"{r.start}-{r.end}" for r in getattr(config, "routes", ())],
     )
