@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sgbench.config.files import FileRef, require_all, resolve_path
 from sgbench.config.schema import AG_METHODS, Suite
-from sgbench.config.typed import from_dict, load_yaml, to_dict
+from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
 
 ROOT = "suite"
@@ -56,6 +56,9 @@ SHIPPED = {
                                            "`sgbench train suites/train_quickstart.yaml`",
     "assets/quickstart/classifier.safetensors": "the shipped quickstart classifier: rebuild it with "
                                                 "`sgbench train suites/train_classifier.yaml`",
+    "assets/quickstart/model_step1000.safetensors": "the shipped early quickstart checkpoint (AG's weak network): "
+                                                    "rebuild it with `sgbench train suites/train_quickstart.yaml "
+                                                    "--export-step 1000 OUT`",
 }
 
 
@@ -106,12 +109,7 @@ def check_extractor(name: str) -> None:
 def load_suite(path, check_files: bool = True) -> LoadedSuite:
     """YAML -> Suite, checked once; with check_files, every missing file is one error."""
     source = Path(path).expanduser()
-    if not source.is_file():
-        raise UserError(f"suite file not found: {source}")
-    try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read suite {source}: {e}") from None
+    text = read_text_file(source, "suite file")
     data = parse_yaml(text, str(source))
     if "benchmark" in data and "metrics" not in data:
         raise UserError(f"{source} is a text-to-image suite: run it with `sgbench t2i run {source}`")

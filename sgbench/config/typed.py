@@ -32,16 +32,21 @@ def load_yaml(text: str, source: str) -> Any:
         raise UserError(f"{source}: invalid YAML{where}: {problem}") from None
 
 
-def read_yaml_file(path, what: str) -> Any:
-    """Read and parse a YAML file; a missing or unreadable file is one UserError (`{what} not found: ...`)."""
+def read_text_file(path, what: str) -> str:
+    """A text file's content; a missing or unreadable file is one UserError (`{what} not found: ...`)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"{what} not found: {p}")
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {what} {p}: {e}") from None
-    return load_yaml(text, str(p))
+
+
+def read_yaml_file(path, what: str) -> Any:
+    """Read and parse a YAML file; a missing or unreadable file is one UserError."""
+    p = Path(path).expanduser()
+    return load_yaml(read_text_file(p, what), str(p))
 
 
 def fail(path: str, message: str) -> "typing.NoReturn":
