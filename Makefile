@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sgbench-setup
 
-.PHONY: setup quickstart test test-slow bench clean-venv
+.PHONY: setup quickstart test test-slow hpsv3-env clean-venv
 
 setup: $(STAMP)
 
@@ -26,8 +26,15 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
-bench: setup
-	$(BIN)/python -m benchmarks
+# HPSv3 runs in its own environment (it pins transformers==4.45.2): torch first, then hpsv3 with
+# torch pinned so pip keeps it, plus the two packages hpsv3 imports without declaring them.
+HPSV3_ENV := .hpsv3-env
+TORCH_ONLY := $(firstword $(TORCH_PIN))
+hpsv3-env:
+	test -x $(HPSV3_ENV)/bin/python || $(PY) -m venv $(HPSV3_ENV)
+	$(HPSV3_ENV)/bin/python -c "import hpsv3" 2>/dev/null || { \
+	  $(HPSV3_ENV)/bin/pip install -q $(TORCH_ONLY) && \
+	  $(HPSV3_ENV)/bin/pip install -q hpsv3 matplotlib tensorboard $(TORCH_ONLY); }
 
 clean-venv:
 	rm -rf $(VENV)

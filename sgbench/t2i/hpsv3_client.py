@@ -209,7 +209,9 @@ class HPSv3Client:
         hello = self._read(cfg.startup_timeout)
         if hello.get("fatal"):
             self.close()
-            raise UserError(f"HPSv3 worker failed to start: {hello['fatal']} (python: {cfg.python})")
+            hint = ("; hpsv3 1.0.0 also needs matplotlib and tensorboard, which it does not declare"
+                    if "ModuleNotFoundError" in hello["fatal"] else "")
+            raise UserError(f"HPSv3 worker failed to start: {hello['fatal']} (python: {cfg.python}{hint})")
         if not hello.get("ready") or hello.get("protocol") != 1:
             self.close()
             raise UserError(f"HPSv3 worker spoke an unexpected protocol: {hello}")

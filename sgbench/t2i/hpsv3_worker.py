@@ -83,11 +83,16 @@ class HPSv3Scorer:
         self._params = set(inspect.signature(self.inferencer.reward).parameters)
 
     def __call__(self, images, prompts):
+        import torch
+
+        # hpsv3 1.0.0's reward() runs without no_grad (its output requires grad): without this the
+        # autograd graph of the whole 7B forward is kept per batch.
         # hpsv3 releases disagree on the argument order of reward(); pass by name when possible
-        if {"prompts", "image_paths"} <= self._params:
-            rewards = self.inferencer.reward(prompts=list(prompts), image_paths=list(images))
-        else:
-            rewards = self.inferencer.reward(list(images), list(prompts))
+        with torch.no_grad():
+            if {"prompts", "image_paths"} <= self._params:
+                rewards = self.inferencer.reward(prompts=list(prompts), image_paths=list(images))
+            else:
+                rewards = self.inferencer.reward(list(images), list(prompts))
         return [(float(r[0]), float(r[1])) for r in rewards.float().cpu().tolist()]  # [B, 2] = (mu, sigma)
 
 
