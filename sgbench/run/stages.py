@@ -164,16 +164,11 @@ class Stages:
         if not isinstance(config, SUPPORTED_CONFIGS):  # DiT/SiT (+ TREAD routes) and MaskDiT are counted
             return self._warn_flops(f"GFLOPs not counted for this backbone ({type(config).__name__}): "
                                     "the FLOP counter supports DiT/SiT and MaskDiT configs")
-        total = 0.0
         try:
-            # gflops_per_image wants equal branch counts per evaluation; guidance intervals mix 1 and 2
-            for width in sorted({len(e) for e in evals}):
-                group = [e for e in evals if len(e) == width]
-                rep = gflops_per_image(config, step_gammas=group, attention=self.suite.metrics.attention_flops)
-                total += rep.gflops * len(group)
+            # averaged over the evaluations, which may mix 1 and 2 passes (guidance intervals)
+            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops).gflops
         except UserError as e:  # e.g. a gamma > 0 for a DiT without routes
             return self._warn_flops(f"GFLOPs not counted for this setting ({type(config).__name__}): {e}")
-        return total / len(evals)
 
 
 def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
