@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sgbench-setup
 
-.PHONY: setup quickstart test test-slow hpsv3-env clean-venv
+.PHONY: setup quickstart test test-slow hpsv3-env geneval-cpu clean-venv
 
 setup: $(STAMP)
 
@@ -35,6 +35,13 @@ hpsv3-env:
 	$(HPSV3_ENV)/bin/python -c "import hpsv3" 2>/dev/null || { \
 	  $(HPSV3_ENV)/bin/pip install -q $(TORCH_ONLY) && \
 	  $(HPSV3_ENV)/bin/pip install -q hpsv3 matplotlib tensorboard $(TORCH_ONLY); }
+
+# GenEval's detector stack for CPU tests: mmdet 3.3 with mmcv-lite (mmcv without its compiled ops,
+# seconds to install instead of a ~25-minute build; Mask2Former needs no compiled op on CPU).
+# GPU users install full mmcv instead (README, "GenEval").
+GENEVAL_CPU := 'mmdet==3.3.0' 'mmcv-lite==2.1.0' 'mmengine>=0.10,<0.11'
+geneval-cpu: setup
+	$(BIN)/pip install -q $(GENEVAL_CPU) $(TORCH_ONLY)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -85,7 +85,7 @@ def mutate(tmp_path, fn):
         (lambda d: d["search"].update(objective="fid"), "suite.search.objective: unknown metric 'fid'"),
         (lambda d: d["search"]["space"].update(gamma_strong=[0.9], gamma_weak=[0.5]),
          "suite.search.space: no point of the space has gamma_strong < gamma_weak"),
-        (lambda d: d.pop("metrics"), "suite.metrics: required key missing"),
+        (lambda d: d.pop("metrics"), "suite.metrics.reference: required"),
         (lambda d: d.update(threads=-1), "suite.threads: must be >= 0"),
         (lambda d: d.update(report={"options": {"bogus": 1}}), "suite.report.options: got an unexpected keyword"),
         (lambda d: d["search"].update(storage="redis://x"), "suite.search.storage: expected an Optuna RDB URL"),
@@ -153,6 +153,25 @@ def test_quickstart_suite_is_valid_and_its_shipped_files_exist():
     assert s.metrics.extractor == "classifier" and s.metrics.reference.dataset == "shapes"
 
 
-def test_a_text_to_image_suite_points_to_sgbench_t2i(tmp_path, capsys):
-    line = cli_error(write(tmp_path, {"name": "t", "model": {}, "benchmark": {"kind": "geneval"}, "methods": []}), capsys)
-    assert "text-to-image suite: run it with `sgbench t2i run" in line
+def test_text_to_image_suites_are_checked_like_the_others(tmp_path, capsys):
+    t2i = {"name": "t", "model": {"checkpoint": "model.safetensors"}, "methods": [{"name": "u", "method": "none"}]}
+    line = cli_error(write(tmp_path, {**t2i, "benchmark": {"kind": "geneval"}}), capsys)
+    assert "suite.benchmark.metadata: required for kind geneval" in line
+    line = cli_error(write(tmp_path, {**t2i, "benchmark": {"kind": "geneval", "metadata": "m.jsonl",
+                                                          "detector_config": "c.py", "detector_checkpoint": "d.pth",
+                                                          "clip_weights": "clip.pt"}}), capsys)
+    for key in ("metadata", "detector_config", "detector_checkpoint", "clip_weights"):
+        assert f"suite.benchmark.{key}" in line  # every missing file, at once
+    line = cli_error(write(tmp_path, {**t2i, "benchmark": {"kind": "shapes_geneval"},
+                                      "metrics": {"reference": {"dataset": "shapes"}}}), capsys)
+    assert "suite.metrics.reference" in line
+    line = cli_error(write(tmp_path, {**t2i, "benchmark": {"kind": "shapes_geneval"},
+                                      "metrics": {"keys": ["fid"]}}), capsys)
+    assert "suite.metrics.keys[0]" in line and "geneval_counting" in line
+    loaded = load_suite(write(tmp_path, {**t2i, "benchmark": {"kind": "hpsv3", "prompts": "p.jsonl",
+                                                             "hps_python": "py", "hps_base_model": "q",
+                                                             "hps_checkpoint": "h"}}), check_files=False)
+    assert loaded.suite.metrics.extractor == "hpsv3" and loaded.suite.directions == ["maximize"]
+    assert loaded.suite.metrics.metric_keys[:2] == ("hpsv3", "hpsv3_characters")
+    line = cli_error(write(tmp_path, {k: v for k, v in base_suite().items() if k != "metrics"}), capsys)
+    assert "suite.metrics.reference" in line

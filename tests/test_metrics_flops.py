@@ -211,3 +211,131 @@ def test_cli_flops_maskdit(capsys):
     rc = cli_main(["flops", "--arch", "MaskDiT-XL/2", "--routes", "2-24"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "no routes" in err
+
+
+# ---- text-to-image DiT ------------------------------------------------------------------------------
+def _t2i_configs():
+    from sgbench.models.t2i_dit import t2i_config
+
+    # T2I-shapes: 64 tokens, width 96, depth 5, route 1-3; T2I-tiny: 16 tokens, width 64, two routes
+    # touching the first and the last block.
+    return [t2i_config("T2I-shapes"), t2i_config("T2I-tiny", routes=("0-0", "2-3"))]
+
+
+def _t2i_expected_attention(cfg, gamma, text_len):
+    """Attention scores counted by hand: routed blocks see N - int(N * gamma) image tokens."""
+    n, D, L = cfg.num_tokens, cfg.hidden_size, text_len
+    k = n - int(n * gamma)
+    routed = {i for r in cfg.routes for i in range(r.start, r.end + 1)}
+    tokens = [k if i in routed else n for i in range(cfg.depth)]
+    self_attn = sum(2 * m * m * D for m in tokens)  # QK^T and AV over the block's image tokens
+    cross_attn = sum(2 * m * L * D for m in tokens)  # image queries x L text keys/values
+    adapter = cfg.adapter_layers * 2 * L * L * D  # text-adapter self-attention over L tokens
+    return self_attn + cross_attn + adapter
+
+
+@pytest.mark.parametrize("text_len", [5, 12])
+def test_t2i_fast_path_equals_full_trace_of_routed_model(text_len):
+    from sgbench.models.t2i_dit import T2IDiT
+
+    for cfg in _t2i_configs():
+        model = T2IDiT(cfg)
+        for gamma in (0.0, 0.5, 0.75):
+            full = trace_model_flops(model, gamma, attention=False, text_len=text_len)
+            assert forward_flops(cfg, gamma, attention=False, text_len=text_len) == full
+            attn = _t2i_expected_attention(cfg, gamma, text_len)
+            assert forward_flops(cfg, gamma, attention=True, text_len=text_len) == full + attn
+            assert trace_model_flops(model, gamma, attention=True, text_len=text_len) == full + attn
+
+
+def test_t2i_attention_terms_equal_fvcore_on_explicit_matmuls(monkeypatch):
+    from sgbench.models.t2i_dit import T2IDiT
+
+    cfg = _t2i_configs()[0]
+    model = T2IDiT(cfg)
+    fast = forward_flops(cfg, 0.5, attention=True, text_len=7)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", _explicit_attention)  # the mask is all-True
+    assert trace_model_flops(model, 0.5, attention=False, text_len=7) == fast
+
+
+def test_t2i_hand_count_of_token_and_text_terms():
+    # Per image token a block costs qkv 3D^2 + proj D^2 + cross q D^2 + cross proj D^2 + SwiGLU 3 D F
+    # (RMSNorm and rotary are free in fvcore); per text token each block projects K/V (2 D^2) and the
+    # adapter costs its input projection text_dim * D plus per layer 4 D^2 + 3 D F.
+    cfg = _t2i_configs()[0]
+    D, F_, n, k = cfg.hidden_size, cfg.ffn_hidden, cfg.num_tokens, cfg.num_tokens // 2
+    routed = cfg.routes[0].end - cfg.routes[0].start + 1
+    per_token = 6 * D * D + 3 * D * F_
+    dense, half = (forward_flops(cfg, g, attention=False, text_len=8) for g in (0.0, 0.5))
+    assert dense - half == routed * (n - k) * per_token
+    per_text_token = cfg.depth * 2 * D * D + cfg.text_dim * D + cfg.adapter_layers * (4 * D * D + 3 * D * F_)
+    longer = forward_flops(cfg, 0.0, attention=False, text_len=11)
+    assert longer - dense == 3 * per_text_token
+
+
+def test_t2i_text_len_required_and_checked():
+    from sgbench.models.t2i_dit import t2i_config
+
+    with pytest.raises(UserError, match="needs text_len"):
+        gflops_per_image("T2I-shapes")
+    with pytest.raises(UserError, match="needs text_len"):
+        forward_flops(t2i_config("T2I-shapes"))
+    with pytest.raises(UserError, match="integer >= 1"):
+        gflops_per_image("T2I-shapes", text_len=0)
+    with pytest.raises(UserError, match="T2I"):
+        gflops_per_image("SiT-XL/2", text_len=77)
+    with pytest.raises(UserError, match="num_classes"):
+        gflops_per_image("T2I-shapes", text_len=8, num_classes=10)
+
+
+def test_t2i_presets_routes_and_configs():
+    from sgbench.models.t2i_dit import t2i_config
+
+    cfg = _t2i_configs()[0]
+    by_name = gflops_per_image("T2I-shapes", guidance="cfg+sg", gamma_strong=0.2, gamma_weak=0.7, steps=4,
+                               text_len=9)
+    assert by_name.routes == ["1-3"] and by_name.text_len == 9 and by_name.arch == "T2I-shapes"
+    expected = forward_flops(cfg, 0.2, text_len=9) + forward_flops(cfg, 0.7, text_len=9)
+    assert by_name.gflops * 1e9 == pytest.approx(expected)
+    assert by_name.relative_to_unguided == pytest.approx(expected / forward_flops(cfg, 0.0, text_len=9))
+    by_config = gflops_per_image(cfg, guidance="cfg+sg", gamma_strong=0.2, gamma_weak=0.7, steps=4, text_len=9)
+    assert by_config.gflops == by_name.gflops
+    # routes override the preset's, like DiT; an empty sequence removes them
+    other = gflops_per_image("T2I-shapes", routes=["0-4"], gamma_strong=0.5, text_len=9)
+    assert other.routes == ["0-4"]
+    assert other.gflops * 1e9 == forward_flops(t2i_config("T2I-shapes", routes=("0-4",)), 0.5, text_len=9)
+    with pytest.raises(UserError, match="no routes"):
+        gflops_per_image("T2I-shapes", routes=[], gamma_strong=0.5, text_len=9)
+
+
+def test_tr_dit_2_5b_gflops():
+    # 1024 image tokens, width 2048, 34 blocks (routes 2-30), 128 text tokens. Hand estimate without
+    # attention: 34 blocks * 1024 tokens * (6 D^2 + 3 D F) + the text terms ~ 2.13 TFLOPs.
+    dense = gflops_per_image("TR-DiT-2.5B", text_len=128)
+    plain = gflops_per_image("TR-DiT-2.5B", text_len=128, attention=False)
+    assert dense.gflops == pytest.approx(2295.489, abs=1e-3) and plain.gflops == pytest.approx(2131.072, abs=1e-3)
+    D, n, L = 2048, 1024, 128
+    attention = 34 * (2 * n * n * D + 2 * n * L * D) + 2 * 2 * L * L * D
+    assert (dense.gflops - plain.gflops) * 1e9 == pytest.approx(attention)
+    sg = gflops_per_image("TR-DiT-2.5B", guidance="cfg+sg", gamma_strong=0.2, gamma_weak=0.7, steps=50, text_len=128)
+    assert sg.relative_to_unguided == pytest.approx(1.2304, abs=1e-4)
+
+
+def test_cli_flops_t2i(capsys):
+    rc = cli_main(["flops", "--arch", "T2I-shapes", "--guidance", "cfg+sg", "--gamma-strong", "0.2", "--gamma-weak",
+                   "0.7", "--steps", "10", "--text-len", "16", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    cfg = _t2i_configs()[0]
+    assert rc == 0 and out["arch"] == "T2I-shapes" and out["routes"] == ["1-3"] and out["text_len"] == 16
+    assert out["per_branch"] == pytest.approx([forward_flops(cfg, g, text_len=16) / 1e9 for g in (0.2, 0.7)])
+    assert out["dense_gflops"] == pytest.approx(forward_flops(cfg, 0.0, text_len=16) / 1e9)
+    rc = cli_main(["flops", "--arch", "T2I-shapes", "--routes", "0-4", "--gamma-strong", "0.5", "--text-len", "16",
+                   "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["routes"] == ["0-4"]
+    rc = cli_main(["flops", "--arch", "T2I-shapes", "--guidance", "cfg"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--text-len" in err
+    rc = cli_main(["flops", "--arch", "SiT-XL/2", "--text-len", "16"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "T2I" in err

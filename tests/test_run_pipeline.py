@@ -53,7 +53,7 @@ class FakeStages:
             idx = np.arange(i, min(i + 4, stop))
             yield idx, np.full((len(idx), 2, 2, 3), self.value(setting), np.uint8), idx % 10
 
-    def accumulator(self):
+    def accumulator(self, trial_id=None, seed=None):
         return FakeAcc()
 
     def compute(self, acc):

@@ -1,16 +1,25 @@
-"""T2I suite end to end on CPU: tiny T2I DiT checkpoint -> guided sampling -> shapes GenEval."""
+"""T2I suites through `sgbench run`: tiny T2I DiT checkpoint -> guided sampling -> GenEval on the
+shapes world (or HPSv3 through a fake-scorer worker) -> trials.csv, images, report."""
 
 import csv
 import json
+import sys
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
+from sgbench.cli import main
+from sgbench.config import load_suite
 from sgbench.errors import UserError
 from sgbench.models.t2i_dit import T2IDiT, t2i_config
 from sgbench.models.text_encoders import TextEncoderSpec
+from sgbench.run.main import run_suite
+from sgbench.run.setting import Setting
+from sgbench.run.t2i_stages import T2IStages
 from sgbench.t2i.model import load_t2i
-from sgbench.t2i.suite import load_t2i_suite, run_t2i_suite
+from sgbench.t2i.scoring import BenchmarkPrompts
 from sgbench.train.export import save_sgbench_model
 
 
@@ -25,6 +34,31 @@ def _checkpoint(tmp_path):
     return path, model
 
 
+def _suite(tmp_path, name="tiny", **changes) -> dict:
+    path, _ = _checkpoint(tmp_path)
+    suite = {
+        "name": name, "device": "cpu", "seeds": [0, 1],
+        "model": {"checkpoint": str(path)},
+        "sampler": {"steps": 2, "batch_size": 5, "dtype": "fp32", "images_per_prompt": 2, "resolution": 16},
+        "methods": [{"name": "unguided", "method": "none"},
+                    {"name": "cfg+sg", "method": "cfg+sg", "omega": 2.5, "gamma_strong": 0.2, "gamma_weak": 0.7}],
+        "benchmark": {"kind": "shapes_geneval", "n_per_tag": 1, "options": {"max_overlap": 0.5}},
+        "report": {"enabled": False},
+    }
+    suite.update(changes)
+    return suite
+
+
+def _write(tmp_path, suite: dict):
+    p = tmp_path / f"{suite['name']}.yaml"
+    p.write_text(yaml.safe_dump(suite))
+    return p
+
+
+def _rows(run_dir):
+    return list(csv.DictReader(open(run_dir / "trials.csv")))
+
+
 def test_checkpoint_round_trip(tmp_path):
     path, model = _checkpoint(tmp_path)
     den, enc, meta = load_t2i(path)
@@ -36,49 +70,121 @@ def test_checkpoint_round_trip(tmp_path):
         load_t2i(tmp_path / "missing.safetensors")
 
 
-def test_quickstart_like_suite_runs_and_tabulates(tmp_path):
-    path, _ = _checkpoint(tmp_path)
-    suite = tmp_path / "s.yaml"
-    suite.write_text(f"""
-name: tiny
-device: cpu
-seeds: [0, 1]
-model: {{checkpoint: {path}}}
-sampler: {{steps: 2, batch_size: 5, dtype: fp32, images_per_prompt: 2, resolution: 16}}
-methods:
-  - {{name: unguided, method: none}}
-  - {{name: cfg+sg, method: cfg+sg, omega: 2.5, gamma_strong: 0.2, gamma_weak: 0.7}}
-benchmark: {{kind: shapes_geneval, n_per_tag: 1, options: {{max_overlap: 0.5}}}}
-""")
-    icg = tmp_path / "icg.yaml"
-    icg.write_text(suite.read_text().replace("name: tiny", "name: icg").replace("seeds: [0, 1]", "seeds: [0]")
-                   .replace("method: cfg+sg, omega: 2.5, gamma_strong: 0.2, gamma_weak: 0.7", "method: icg, omega: 2.0"))
-    rows = list(csv.DictReader(open(run_t2i_suite(icg, tmp_path / "results", progress=False) / "trials.csv")))
-    assert [r["method"] for r in rows] == ["none", "icg"]
-    run_dir = run_t2i_suite(suite, tmp_path / "results", progress=False)
-    rows = list(csv.DictReader(open(run_dir / "trials.csv")))
-    assert [(r["name"], r["seed"]) for r in rows] == [("unguided", "0"), ("cfg+sg", "0"), ("unguided", "1"),
-                                                      ("cfg+sg", "1")]
-    assert all(r["n_samples"] == "12" and 0.0 <= float(r["geneval"]) <= 1.0 for r in rows)
-    res = [json.loads(x) for x in open(run_dir / "cfg+sg" / "seed0" / "results.jsonl")]
+def test_prompt_order_round_robins_over_groups():
+    items = [{"prompt": str(i), "tag": t} for i, t in enumerate("aaabbc")]
+    bp = BenchmarkPrompts(items, 2, "tag")
+    assert bp.prompt_order() == [0, 3, 5, 1, 4, 2]
+    assert bp.sample_order().tolist() == [0, 1, 6, 7, 10, 11, 2, 3, 8, 9, 4, 5]
+    assert bp.locate(7) == (3, 1) and bp.total == 12
+
+
+def test_geneval_suite_runs_baselines_and_search_and_keeps_images(tmp_path, capsys):
+    suite = _suite(tmp_path, search={"method": "sg", "sampler": "grid",
+                                     "space": {"gamma_strong": [0.0], "gamma_weak": [0.5], "omega": [2.0, 3.0]},
+                                     "pruning": {"fidelities": [4], "startup_trials": 1}},
+                   report={"enabled": True, "out": str(tmp_path / "report")})
+    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "results", progress=False, log=lambda m: None)
+    rows = _rows(run_dir)
+    assert [(r["trial_id"], r["seed"]) for r in rows[:4]] == [("b-unguided", "0"), ("b-unguided", "1"),
+                                                              ("b-cfg+sg", "0"), ("b-cfg+sg", "1")]
+    assert {r["trial_id"] for r in rows[4:]} <= {"s-0000", "s-0001"} and len(rows) >= 6
+    done = [r for r in rows if r["status"] == "complete"]
+    assert all(r["n_samples"] == "12" and 0.0 <= float(r["geneval"]) <= 1.0 for r in done)
+    assert all(float(r["gflops"]) > 0 and float(r["images_per_s"]) > 0 for r in done)
+    # cfg+sg (1 strong + 1 weak pass at gammas 0.2 / 0.7) costs less than two dense passes
+    by = {r["trial_id"]: float(r["gflops"]) for r in done}
+    assert by["b-unguided"] < by["b-cfg+sg"] < 2 * by["b-unguided"]
+    # images in GenEval's folder layout, re-scored by `sgbench t2i geneval` to the same records
+    folder = run_dir / "images" / "b-cfg+sg" / "seed0"
+    res = [json.loads(x) for x in open(folder / "results.jsonl")]
     assert len(res) == 12 and {r["tag"] for r in res} == {"single_object", "two_object", "counting", "colors",
                                                           "position", "color_attr"}
-    table = (run_dir / "table.md").read_text().splitlines()
-    assert table[0] == ("| Method | Overall | Single object | Two object | Counting | Colors | Position | "
-                        "Color attribution | images/s |")
-    assert table[2].startswith("| unguided |") and table[3].startswith("| cfg+sg |")
+    assert len(list(folder.glob("*/samples/*.png"))) == 12
+    rescored = tmp_path / "rescore"
+    import shutil
+
+    shutil.copytree(folder, rescored, ignore=shutil.ignore_patterns("results.jsonl"))
+    assert main(["t2i", "geneval", str(rescored), "--detector", "shapes", "--options", "max_overlap=0.5"]) == 0
+    again = {(r["filename"].split("/")[-3], r["filename"].split("/")[-1]): r["correct"]
+             for r in map(json.loads, open(rescored / "results.jsonl"))}
+    ours = {(r["filename"].split("/")[-3], r["filename"].split("/")[-1]): r["correct"] for r in res}
+    assert again == ours
+    mean = np.mean([float(r["geneval"]) for r in rows if r["trial_id"] == "b-cfg+sg"])
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## GenEval per tag" in report and f"{mean:.2f}" in report
+    assert main(["check", str(run_dir), "--baseline", str(run_dir)]) == 0  # the gate reads T2I runs too
 
 
-def test_suite_errors_name_the_key(tmp_path):
-    bad = tmp_path / "b.yaml"
-    bad.write_text("name: x\nmodel: {checkpoint: a}\nbenchmark: {kind: shapes_geneval}\nmethods:\n"
-                   "  - {name: s, method: sg, omega: 2, gamma_strong: 0.7, gamma_weak: 0.2}\n")
-    with pytest.raises(UserError, match="gamma_strong"):
-        load_t2i_suite(bad)
-    bad.write_text("name: x\nmodel: {checkpoint: a}\nbenchmark: {kind: geneval}\nmethods: [{name: u, method: none}]\n")
-    with pytest.raises(UserError, match="suite.benchmark.metadata"):
-        run_t2i_suite(bad, tmp_path)
-    bad.write_text("name: x\nmodel: {checkpoint: a}\nbenchmark: {kind: shapes_geneval}\nmethods: [{name: u, method: none}]\n"
-                   "colour: 1\n")
-    with pytest.raises(UserError, match="colour"):
-        load_t2i_suite(bad)
+def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
+    loaded = load_suite(_write(tmp_path, _suite(tmp_path)))
+    stages = T2IStages(loaded, "cpu", log=lambda m: None)
+    stages.load()
+    setting = Setting("cfg+sg", 2.0, 0.2, 0.7)
+    whole = list(stages.stream(setting, 3, 0, 12))
+    loaded.suite.sampler.batch_size = 4
+    parts = list(stages.stream(setting, 3, 0, 5)) + list(stages.stream(setting, 3, 5, 12))
+    cat = lambda bs, i: np.concatenate([b[i] for b in bs])  # noqa: E731
+    np.testing.assert_array_equal(cat(whole, 0), np.arange(12))
+    np.testing.assert_array_equal(cat(whole, 2), cat(parts, 2))  # same sample ids in the same order
+    np.testing.assert_array_equal(cat(whole, 1), cat(parts, 1))  # and the same pixels
+    assert sorted(cat(whole, 2).tolist()) == list(range(12))
+
+
+def test_icg_uses_the_benchmark_prompts_as_random_conditions(tmp_path):
+    suite = _suite(tmp_path, name="icg", seeds=[0], methods=[{"name": "icg", "method": "icg", "omega": 2.0}])
+    rows = _rows(run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None))
+    assert [r["method"] for r in rows] == ["icg"] and rows[0]["status"] == "complete"
+
+
+def test_hpsv3_suite_scores_through_the_worker(tmp_path, monkeypatch):
+    """The whole HPSv3 path with the worker's deterministic fake scorer (mu = 10 * mean pixel)."""
+    prompts = tmp_path / "hpdv3.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"a red circle {i}", "category": c}) + "\n"
+                               for i, c in enumerate(["Animals", "Arts", "Animals", "Food"])))
+    (tmp_path / "qwen").mkdir()
+    (tmp_path / "qwen" / "config.json").write_text("{}")
+    (tmp_path / "hps.safetensors").write_bytes(b"x")
+    suite = _suite(tmp_path, name="hps", seeds=[0], methods=[{"name": "unguided", "method": "none"}],
+                   benchmark={"kind": "hpsv3", "prompts": str(prompts), "hps_python": sys.executable,
+                              "hps_base_model": str(tmp_path / "qwen"), "hps_checkpoint": str(tmp_path / "hps.safetensors")})
+
+    class FakeScorer(T2IStages):
+        def _load_scorer(self):
+            super()._load_scorer()
+            self.worker.scorer = "fake"
+
+    monkeypatch.setattr("sgbench.run.t2i_stages.T2IStages", FakeScorer)
+    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None)
+    row = _rows(run_dir)[0]
+    scores = [json.loads(x) for x in open(run_dir / "images" / "b-unguided" / "seed0" / "scores.jsonl")]
+    assert len(scores) == 8
+    from PIL import Image
+
+    for s in scores:  # the fake scorer's mu, recomputed from the saved image
+        img = np.asarray(Image.open(run_dir / "images" / "b-unguided" / "seed0" / s["image"]), np.float64)
+        assert s["hpsv3"] == pytest.approx(10 * img.mean() / 255, abs=1e-6)
+    animals = np.mean([s["hpsv3"] for s in scores if s["category"] == "Animals"])
+    assert float(row["hpsv3_animals"]) == pytest.approx(animals)
+    per_cat = [float(row[k]) for k in ("hpsv3_animals", "hpsv3_arts", "hpsv3_food")]
+    assert float(row["hpsv3"]) == pytest.approx(np.mean(per_cat))  # overall = mean over categories
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda s: s["metrics"].update(n_samples=100), "exceeds the benchmark's 6 prompts x 2 images = 12"),
+        (lambda s: s.update(search={"method": "sg", "space": {"gamma_strong": [0.0], "gamma_weak": [0.5],
+                                                               "omega": [2.0]},
+                                    "pruning": {"fidelities": [12]}}), "suite.search.pruning.fidelities[0]"),
+        (lambda s: s["sampler"].update(resolution=32), "does not match the model (16 px)"),
+        (lambda s: s["methods"].append({"name": "ag", "method": "ag", "omega": 2.0}), "not supported for text-to-image"),
+        (lambda s: s["methods"].append({"name": "s", "method": "sg", "omega": 2, "gamma_strong": 0.7,
+                                        "gamma_weak": 0.2}), "gamma_strong (0.7) must be < gamma_weak"),
+    ],
+)
+def test_bad_t2i_suites_exit_2_with_one_line(tmp_path, capsys, change, expected):
+    suite = _suite(tmp_path, metrics={})
+    change(suite)
+    code = main(["run", str(_write(tmp_path, suite)), "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and expected in err, err

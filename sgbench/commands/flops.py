@@ -1,7 +1,9 @@
 """`sgbench flops --arch SiT-XL/2 --routes 2-24 --guidance sg --gamma-strong 0.5 --gamma-weak 0.9 --steps 40`.
 
 MaskDiT presets work too (`--arch MaskDiT-XL/2 --gamma-strong 0.5`, no routes): gamma is the
-masking rate of the encoder."""
+masking rate of the encoder. Text-to-image presets need the text token count:
+`--arch TR-DiT-2.5B --guidance cfg+sg --gamma-strong 0.2 --gamma-weak 0.7 --steps 50 --text-len 128`
+(T2I presets keep their own routes, e.g. 2-30, unless --routes is given)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,15 @@ def register(subparsers) -> argparse.ArgumentParser:
         "sampling steps. A gamma is a number or 'cosine:START:END' / 'linear:START:END' over the steps.",
     )
     p.add_argument("--arch", default="SiT-XL/2",
-                   help="architecture preset (DiT-XL/2, SiT-B/4, ...; MaskDiT-XL/2, ... without routes)")
-    p.add_argument("--routes", nargs="*", default=[],
-                   help="TREAD routes START-END (0-based, inclusive), e.g. 2-24 (DiT/SiT only)")
+                   help="architecture preset (DiT-XL/2, SiT-B/4, ...; MaskDiT-XL/2, ... without routes; "
+                   "text-to-image TR-DiT-2.5B, T2I-shapes, ... with --text-len)")
+    p.add_argument("--routes", nargs="*", default=None,
+                   help="TREAD routes START-END (0-based, inclusive), e.g. 2-24 (DiT/SiT, T2I). T2I presets "
+                   "have their own routes (TR-DiT-2.5B: 2-30), kept unless --routes is given; --routes "
+                   "with no value removes them")
+    p.add_argument("--text-len", type=int, default=None,
+                   help="text tokens L the cross-attention and text adapter see (required for T2I archs; "
+                   "the frozen text encoder is not counted)")
     p.add_argument("--guidance", choices=METHODS, default="none")
     p.add_argument("--gamma-strong", default=None,
                    help="sparsity of the strong (conditional) branch (MaskDiT: its masking rate)")
@@ -48,6 +56,7 @@ def main(args) -> int:
         gamma_weak=args.gamma_weak,
         steps=args.steps,
         attention=not args.no_attention,
+        text_len=args.text_len,
         **overrides,
     )
     if args.json:

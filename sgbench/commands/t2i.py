@@ -1,6 +1,6 @@
-"""`sgbench t2i`: text-to-image benchmarks (GenEval, HPSv3, the CPU shapes world).
+"""`sgbench t2i`: text-to-image scoring tools (GenEval, HPSv3, the CPU shapes world).
+T2I suites (generate + score + search + report) run with `sgbench run suites/t2i_*.yaml`.
 
-    sgbench t2i run SUITE.yaml                      generate + score + Table 4/5-style table
     sgbench t2i geneval IMAGEDIR [...]              score a GenEval image folder
     sgbench t2i geneval-summary results.jsonl       GenEval's summary_scores.py
     sgbench t2i hpsv3 MANIFEST.jsonl [...]          HPSv3 through a worker in the hpsv3 env
@@ -17,10 +17,6 @@ def register(subparsers):
     p = subparsers.add_parser("t2i", help="text-to-image benchmarks: GenEval, HPSv3, shapes world",
                               description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="t2i_command", metavar="SUBCOMMAND")
-
-    r = sub.add_parser("run", help="run a T2I suite (generate, score, tabulate)")
-    r.add_argument("suite", help="suite YAML (suites/t2i_*.yaml)")
-    r.add_argument("--out", default="results", help="results root (default: results/)")
 
     g = sub.add_parser("geneval", help="score images in GenEval's folder layout")
     g.add_argument("imagedir", help="<dir>/<00000>/metadata.jsonl + samples/<0000>.png")
@@ -64,16 +60,8 @@ def main(args) -> int:
     if cmd is None:
         args._t2i_parser.print_help()
         return 2
-    return {"run": _run, "geneval": _geneval, "geneval-summary": _summary, "hpsv3": _hpsv3,
+    return {"geneval": _geneval, "geneval-summary": _summary, "hpsv3": _hpsv3,
             "shapes-prompts": _shapes_prompts}[cmd](args)
-
-
-def _run(args) -> int:
-    from sgbench.t2i.suite import run_t2i_suite
-
-    run_dir = run_t2i_suite(args.suite, args.out)
-    print(f"wrote {run_dir}/trials.csv and {run_dir}/table.md")
-    return 0
 
 
 def _geneval(args) -> int:

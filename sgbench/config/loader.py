@@ -23,6 +23,17 @@ HOW = {
                  "torch-fidelity GitHub release), copied to this machine",
     "classifier": "an sgbench classifier (.safetensors): `sgbench train` with the classifier config",
     "weights": "the feature extractor's weights file",
+    "text_encoder": "a local Hugging Face directory of the text encoder (e.g. InternVL3-2B), copied to this machine",
+    "metadata": "GenEval's prompts/evaluation_metadata.jsonl (djghosh13/geneval), copied to this machine",
+    "detector_config": "the Mask2Former Swin-S config of mmdet 3.x (mmdet/.mim/configs/mask2former/"
+                       "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py in an installed mmdet)",
+    "detector_checkpoint": "mmdet's Mask2Former Swin-S COCO checkpoint (mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco.pth)",
+    "clip_weights": "OpenAI CLIP ViT-L/14 weights (open_clip's ViT-L-14 'openai' file)",
+    "prompts": "the HPDv3 benchmark prompts (the benchmark/ folder of its per-category JSON files, or a .jsonl)",
+    "hps_python": "the python of an environment with `pip install hpsv3` (README, 'HPSv3')",
+    "hps_base_model": "a local Qwen2-VL-7B-Instruct directory (config.json, weights, processor files)",
+    "hps_checkpoint": "HPSv3.safetensors from MizzenAI/HPSv3",
+    "hps_config": "an HPSv3 YAML config (leave it out for the package's own)",
     "reference": "the ADM reference batch (e.g. VIRTUAL_imagenet256_labeled.npz from openai/guided-diffusion), "
                  "a cached statistics .npz, or a folder of real images",
 }
@@ -59,6 +70,8 @@ SHIPPED = {
     "assets/quickstart/model_step1000.safetensors": "the shipped early quickstart checkpoint (AG's weak network): "
                                                     "rebuild it with `sgbench train suites/train_quickstart.yaml "
                                                     "--export-step 1000 OUT`",
+    "assets/t2i_shapes/model.safetensors": "the shipped T2I quickstart model: rebuild it with "
+                                          "`sgbench train suites/train_t2i_shapes.yaml`",
 }
 
 
@@ -83,13 +96,26 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
     if m.weak_checkpoint and uses_weak:
         refs.append(FileRef(f"{ROOT}.model.weak_checkpoint", resolve_path(m.weak_checkpoint, base_dir), "file",
                             HOW["weak_checkpoint"]))
+    if m.text_encoder.get("path"):
+        refs.append(FileRef(f"{ROOT}.model.text_encoder.path", resolve_path(str(m.text_encoder["path"]), base_dir),
+                            "dir", HOW["text_encoder"]))
     if m.vae:
         refs.append(FileRef(f"{ROOT}.model.vae", resolve_path(m.vae, base_dir), "dir", HOW["vae"]))
+    b = suite.benchmark
+    if b is not None:
+        keys = {"geneval": ("metadata", "detector_config", "detector_checkpoint", "clip_weights"),
+                "hpsv3": ("prompts", "hps_python", "hps_base_model", "hps_checkpoint", "hps_config"),
+                "shapes_geneval": ("metadata",)}[b.kind]
+        kinds = {"prompts": "any", "hps_base_model": "dir"}
+        for key in keys:
+            if getattr(b, key):
+                refs.append(FileRef(f"{ROOT}.benchmark.{key}", resolve_path(getattr(b, key), base_dir),
+                                    kinds.get(key, "file"), HOW[key]))
     mt = suite.metrics
     if mt.weights:
         w = resolve_path(mt.weights, base_dir)
         refs.append(FileRef(f"{ROOT}.metrics.weights", w, "file", _how(w, HOW.get(mt.extractor, HOW["weights"]))))
-    if mt.reference.path:
+    if mt.reference is not None and mt.reference.path:
         refs.append(FileRef(f"{ROOT}.metrics.reference.path", resolve_path(mt.reference.path, base_dir), "any",
                             HOW["reference"]))
     return refs
@@ -111,10 +137,9 @@ def load_suite(path, check_files: bool = True) -> LoadedSuite:
     source = Path(path).expanduser()
     text = read_text_file(source, "suite file")
     data = parse_yaml(text, str(source))
-    if "benchmark" in data and "metrics" not in data:
-        raise UserError(f"{source} is a text-to-image suite: run it with `sgbench t2i run {source}`")
     suite = from_dict(Suite, data, ROOT)
-    check_extractor(suite.metrics.extractor)
+    if suite.benchmark is None:
+        check_extractor(suite.metrics.extractor)
     base_dir = source.resolve().parent
     refs = file_refs(suite, base_dir)
     if check_files:

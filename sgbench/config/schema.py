@@ -24,10 +24,21 @@ COST_METRICS = ("gflops", "images_per_s")
 Gamma = Union[float, str]  # a rate in [0, 1) or a schedule 'cosine:START:END'
 
 
+# T2I benchmark kinds -> the scorer that measures them (its name prefixes the metric columns)
+BENCHMARK_SCORERS = {"geneval": "geneval", "shapes_geneval": "geneval", "hpsv3": "hpsv3"}
+GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+HPSV3_CATEGORY_KEYS = ("characters", "arts", "design", "architecture", "animals", "natural_scenery",
+                       "transportation", "products", "others", "plants", "food", "science")
+
+
 def metric_keys(extractor: str) -> tuple[str, ...]:
-    """The trials.csv metric columns an extractor can produce (docs/design.md)."""
+    """The trials.csv metric columns an extractor (or T2I scorer) can produce (docs/design.md)."""
     if extractor == "inception":
         return INCEPTION_METRICS
+    if extractor == "geneval":  # overall = mean over the 6 tags, then per tag (paper Table 5)
+        return ("geneval",) + tuple(f"geneval_{t}" for t in GENEVAL_TAGS)
+    if extractor == "hpsv3":  # overall mean, then per HPDv3 category (paper Table 4)
+        return ("hpsv3",) + tuple(f"hpsv3_{c}" for c in HPSV3_CATEGORY_KEYS)
     return (f"fd_{extractor}", f"precision_{extractor}", f"recall_{extractor}", "class_acc")
 
 
@@ -83,6 +94,7 @@ class ModelConfig:
     use_ema: bool = True
     trust_checkpoint: bool = False  # allow pickled train files (argparse Namespace under 'args')
     options: dict[str, Any] = field(default_factory=dict)  # further ModelSpec fields (num_classes, config, ...)
+    text_encoder: dict[str, Any] = field(default_factory=dict)  # T2I: overrides of the stored encoder spec (path)
 
     def check(self, path: str) -> None:
         for i, r in enumerate(self.routes):
@@ -99,12 +111,16 @@ class SamplerConfig:
     dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     labels: Literal["balanced", "random"] = "balanced"  # class of sample i: i % classes, or drawn from (seed, i)
     rounding: Literal["round", "truncate"] = "round"  # pixels -> uint8 (DiT/SiT round; MaskDiT/tread truncate)
+    images_per_prompt: int = 4  # T2I: images per benchmark prompt (GenEval and HPSv3 use 4)
+    resolution: Optional[int] = None  # T2I: image side, checked against the model
 
     def check(self, path: str) -> None:
         if self.steps < 1:
             fail(f"{path}.steps", "must be >= 1")
         if self.batch_size < 1:
             fail(f"{path}.batch_size", "must be >= 1")
+        if self.images_per_prompt < 1:
+            fail(f"{path}.images_per_prompt", "must be >= 1")
 
 
 @dataclass
@@ -269,8 +285,9 @@ class ReferenceConfig:
 
 @dataclass
 class MetricsConfig:
-    reference: ReferenceConfig
-    n_samples: int = 5000  # samples per trial and seed (the last fidelity)
+    reference: Optional[ReferenceConfig] = None  # required for class-conditional suites
+    # samples per trial and seed (the last fidelity); default 5000, T2I: every prompt x images_per_prompt
+    n_samples: Optional[int] = None
     extractor: str = "inception"
     weights: Optional[str] = None  # feature extractor weights file
     batch_size: int = 250  # extractor batch
@@ -280,18 +297,59 @@ class MetricsConfig:
     throughput: Literal["sampling", "off"] = "sampling"
 
     def check(self, path: str) -> None:
-        if self.n_samples < 2:
+        if self.n_samples is not None and self.n_samples < 2:
             fail(f"{path}.n_samples", "must be >= 2")
         if self.batch_size < 1:
             fail(f"{path}.batch_size", "must be >= 1")
+
+    def check_keys(self, path: str) -> None:
         known = metric_keys(self.extractor)
         for i, k in enumerate(self.keys or []):
             if k not in known:
-                fail(f"{path}.keys[{i}]", f"extractor {self.extractor!r} gives {', '.join(known)}, not {k!r}")
+                fail(f"{path}.keys[{i}]", f"{self.extractor!r} gives {', '.join(known)}, not {k!r}")
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
         return tuple(self.keys) if self.keys else metric_keys(self.extractor)
+
+
+@dataclass
+class BenchmarkConfig:
+    """T2I suites: the prompt set and its scorer (the class-conditional `metrics.reference`'s role)."""
+
+    kind: Literal["geneval", "hpsv3", "shapes_geneval"]
+    metadata: Optional[str] = None  # geneval: evaluation_metadata.jsonl (shapes_geneval: optional)
+    detector_config: Optional[str] = None  # geneval: Mask2Former config (mmdet 3.x)
+    detector_checkpoint: Optional[str] = None
+    clip_weights: Optional[str] = None  # geneval: OpenAI CLIP ViT-L/14 weights file
+    clip_arch: str = "ViT-L-14-quickgelu"
+    options: dict[str, Any] = field(default_factory=dict)  # GenEval options (threshold, nms, ...)
+    prompts: Optional[str] = None  # hpsv3: HPDv3 benchmark/ folder or .jsonl
+    max_prompts: int = 0  # 0 = all
+    hps_python: Optional[str] = None  # hpsv3: the python of an environment with `pip install hpsv3`
+    hps_base_model: Optional[str] = None  # Qwen2-VL-7B-Instruct directory
+    hps_checkpoint: Optional[str] = None  # HPSv3.safetensors
+    hps_config: Optional[str] = None  # HPSv3 YAML (default: the package's)
+    hps_batch_size: int = 4
+    n_per_tag: int = 20  # shapes_geneval without metadata: prompts per tag
+    prompt_seed: int = 43
+    save_images: bool = True  # keep every image under results/<run>/images/<trial>/seed<k>/
+
+    def check(self, path: str) -> None:
+        if self.kind == "geneval":
+            for key in ("metadata", "detector_config", "detector_checkpoint", "clip_weights"):
+                if not getattr(self, key):
+                    fail(f"{path}.{key}", "required for kind geneval")
+        if self.kind == "hpsv3":
+            for key in ("prompts", "hps_python", "hps_base_model", "hps_checkpoint"):
+                if not getattr(self, key):
+                    fail(f"{path}.{key}", "required for kind hpsv3")
+        if self.max_prompts < 0 or self.n_per_tag < 1 or self.hps_batch_size < 1:
+            fail(path, "max_prompts must be >= 0, n_per_tag and hps_batch_size >= 1")
+
+    @property
+    def scorer(self) -> str:
+        return BENCHMARK_SCORERS[self.kind]
 
 
 @dataclass
@@ -310,7 +368,8 @@ class ReportConfig:
 class Suite:
     name: str
     model: ModelConfig
-    metrics: MetricsConfig
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    benchmark: Optional[BenchmarkConfig] = None  # text-to-image suites (GenEval, HPSv3)
     description: str = ""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # CPU threads for torch (0: torch's default); 1 is fastest on a busy 2-core machine
@@ -330,6 +389,19 @@ class Suite:
             fail(f"{path}.threads", "must be >= 0 (0: torch's default)")
         if len(set(self.seeds)) != len(self.seeds):
             fail(f"{path}.seeds", "seeds must be distinct")
+        if self.benchmark is not None:  # T2I: the benchmark's scorer measures, not an image extractor
+            if self.metrics.reference is not None:
+                fail(f"{path}.metrics.reference", "a text-to-image suite is scored by its benchmark; remove reference")
+            self.metrics.extractor = self.benchmark.scorer
+            for m in (*self.methods, self.search):
+                if m is not None and m.method in AG_METHODS:
+                    fail(f"{path}.benchmark", f"{m.method} is not supported for text-to-image suites yet")
+        else:
+            if self.metrics.reference is None:
+                fail(f"{path}.metrics.reference", "required: the real images (path) or a built-in dataset")
+            if self.metrics.n_samples is None:
+                self.metrics.n_samples = 5000
+        self.metrics.check_keys(f"{path}.metrics")
         names = set()
         for i, m in enumerate(self.methods):
             if m.name in names:
@@ -355,7 +427,7 @@ class Suite:
                     fail(f"{path}.search.objectives[{i}]", f"unknown metric {k!r}; this suite measures {', '.join(known)}")
             if s.objectives is not None and s.sampler != "multi-objective":
                 fail(f"{path}.search.objectives", "only for sampler 'multi-objective' (use objective)")
-            if s.pruning is not None:
+            if s.pruning is not None and self.metrics.n_samples is not None:  # T2I: checked once prompts load
                 for i, n in enumerate(s.pruning.fidelities):
                     if n >= self.metrics.n_samples:
                         fail(f"{path}.search.pruning.fidelities[{i}]",

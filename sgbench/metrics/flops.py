@@ -1,4 +1,4 @@
-"""FLOPs of guided DiT/SiT (and MaskDiT) sampling in the convention of the DiT/SiT/TREAD papers.
+"""FLOPs of guided DiT/SiT, MaskDiT and T2I-DiT sampling in the convention of the DiT/SiT/TREAD papers.
 
 Convention: fvcore's counts (one fused multiply-add = 1 FLOP; linear, conv, layer norm and
 einsum counted; elementwise ops and gathers not counted) plus the attention-score products
@@ -21,6 +21,19 @@ block each at two token counts (exact affine), attention scores 2 * n^2 * width 
 the encoder width in the encoder, N and the decoder width in the decoder). Any gamma in [0, 1)
 is allowed (no routes); tests check the composition against full traces of the masked forward.
 
+Text-to-image DiT (`T2IDiTConfig` or a `T2I_PRESETS` name such as 'TR-DiT-2.5B'): the count needs
+`text_len`, the number L of text tokens the text adapter and the cross-attention see (give the
+real token count: padded positions of the key mask are not counted; there is no default). The
+non-block part (patch embedder, t embedder, adaLN-single `t_block` once per image, the 2-layer
+text adapter over L tokens, final layer) is traced once from a depth-1 model; one `T2IBlock` is
+traced at 1, N/2 and N image tokens and is exactly a*n + b for fixed L (b: the per-image K/V
+projection of the L text tokens; rechecked at N/2). Routed blocks see the kept tokens, as in
+DiT/SiT. Attention scores added: self-attention 2 * n^2 * D and cross-attention 2 * n * L * D per
+block, and 2 * L^2 * D per adapter layer. The frozen text encoder is NOT counted: it runs once
+per prompt, not once per sampling step. fvcore does not count RMSNorm (`aten::rms_norm`), which
+these blocks use, so their norms are free here (a DiT's LayerNorms are counted). Components are
+cached per (architecture, L): TR-DiT-2.5B is counted in a few seconds.
+
 Guidance -> branches: a guided velocity evaluates one network pass per branch. Per step the
 branch sparsity rates are
     none            [gamma_strong]            (default 0: dense, unguided)
@@ -36,6 +49,7 @@ so both start at START on the first step and reach END on the last.
 
 from __future__ import annotations
 
+import operator
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -46,15 +60,17 @@ import torch
 
 from sgbench.errors import UserError
 from sgbench.guidance.schedules import parse_schedule
-from sgbench.models.dit import DiT, DiTConfig, Route, dit_config
+from sgbench.models.dit import DIT_PRESETS, DiT, DiTConfig, Route, dit_config
 from sgbench.models.maskdit import MaskDiT, MaskDiTConfig, maskdit_config
 from sgbench.models.routing import num_kept
+from sgbench.models.t2i_dit import T2I_PRESETS, T2IDiT, T2IDiTConfig, t2i_config
 
 GUIDANCE_METHODS = ("none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg")
 _SPARSE_METHODS = ("sg", "cfg+sg", "ag+sg")
 GammaSpec = Union[float, int, str, None]
-ModelConfig = Union[DiTConfig, MaskDiTConfig]
-SUPPORTED_CONFIGS = (DiTConfig, MaskDiTConfig)  # backbone configs `gflops_per_image` counts
+ModelConfig = Union[DiTConfig, MaskDiTConfig, T2IDiTConfig]
+# backbone configs `gflops_per_image` counts (T2IDiTConfig only with text_len)
+SUPPORTED_CONFIGS = (DiTConfig, MaskDiTConfig, T2IDiTConfig)
 
 
 # -- gamma schedules ---------------------------------------------------------------------------
@@ -113,14 +129,59 @@ class _Forward(torch.nn.Module):
         return self.model(x, t, y, gamma=self.gamma, generator=g)
 
 
+class _T2IForward(torch.nn.Module):
+    """The text-to-image forward with gamma fixed (inputs: latents, t, text states, text mask)."""
+
+    def __init__(self, model: T2IDiT, gamma: float):
+        super().__init__()
+        self.model, self.gamma = model, gamma
+
+    def forward(self, x, t, text_emb, text_mask):
+        g = torch.Generator().manual_seed(0)
+        return self.model(x, t, text_emb, text_mask, gamma=self.gamma, generator=g)
+
+
 def _example_inputs(config: ModelConfig, batch: int = 1):
     x = torch.zeros(batch, config.in_channels, config.input_size, config.input_size)
     return x, torch.full((batch,), 0.5), torch.zeros(batch, dtype=torch.long)
 
 
-def trace_model_flops(model: Union[DiT, MaskDiT], gamma: float = 0.0, attention: bool = True) -> int:
-    """Naive reference: fvcore trace of a whole forward at batch 1 (FLOPs per image)."""
+def _t2i_example_inputs(config: T2IDiTConfig, text_len: int, batch: int = 1):
+    x = torch.zeros(batch, config.in_channels, config.input_size, config.input_size)
+    text = torch.zeros(batch, text_len, config.text_dim)
+    return x, torch.full((batch,), 0.5), text, torch.ones(batch, text_len, dtype=torch.bool)
+
+
+def check_text_len(config: ModelConfig, text_len) -> Optional[int]:
+    """text_len as an int >= 1 for a T2I config (required there), None for other configs."""
+    if not isinstance(config, T2IDiTConfig):
+        if text_len is not None:
+            raise UserError(f"text_len applies to text-to-image (T2I) architectures only, "
+                            f"not {type(config).__name__}")
+        return None
+    if text_len is None:
+        raise UserError("a T2I architecture needs text_len: the number of text tokens its cross-attention and "
+                        "text adapter see (CLI: --text-len N, e.g. 128)")
+    try:
+        value = operator.index(text_len)
+    except TypeError:
+        raise UserError(f"text_len must be an integer >= 1, got {text_len!r}") from None
+    if isinstance(text_len, bool) or value < 1:
+        raise UserError(f"text_len must be an integer >= 1, got {text_len!r}")
+    return value
+
+
+def trace_model_flops(
+    model: Union[DiT, MaskDiT, T2IDiT], gamma: float = 0.0, attention: bool = True, text_len: Optional[int] = None
+) -> int:
+    """Naive reference: fvcore trace of a whole forward at batch 1 (FLOPs per image).
+
+    A T2IDiT needs `text_len` (text tokens, all unmasked)."""
     model = model.eval()
+    if isinstance(model, T2IDiT):
+        text_len = check_text_len(model.config, text_len)
+        flops = fvcore_flops(_T2IForward(model, gamma), _t2i_example_inputs(model.config, text_len))
+        return flops + (t2i_attention_flops(model.config, gamma, text_len) if attention else 0)
     flops = fvcore_flops(_Forward(model, gamma), _example_inputs(model.config))
     if attention:
         flops += sum(_attention_flops(n, width) for n, width in attention_blocks(model.config, gamma))
@@ -131,7 +192,7 @@ def _attention_flops(n_tokens: int, width: int) -> int:
     return 2 * n_tokens * n_tokens * width
 
 
-def block_token_counts(config: DiTConfig, gamma: float) -> list[int]:
+def block_token_counts(config: Union[DiTConfig, T2IDiTConfig], gamma: float) -> list[int]:
     """Tokens each block processes at sparsity gamma (route blocks see the kept tokens)."""
     n = config.num_tokens
     k = num_kept(n, gamma)
@@ -153,6 +214,14 @@ def attention_blocks(config: ModelConfig, gamma: float) -> list[tuple[int, int]]
         enc, dec = maskdit_token_counts(config, gamma)
         return [(n, config.hidden_size) for n in enc] + [(n, config.decoder_hidden_size) for n in dec]
     return [(n, config.hidden_size) for n in block_token_counts(config, gamma)]
+
+
+def t2i_attention_flops(config: T2IDiTConfig, gamma: float, text_len: int) -> int:
+    """Attention-score FLOPs of one T2I forward: per block self-attention 2 n^2 D and cross-attention
+    2 n L D (n image tokens of the block, L text tokens), plus 2 L^2 D per text-adapter layer."""
+    D, L = config.hidden_size, text_len
+    blocks = sum(_attention_flops(n, D) + 2 * n * L * D for n in block_token_counts(config, gamma))
+    return blocks + config.adapter_layers * _attention_flops(L, D)
 
 
 def _arch_key(config: DiTConfig) -> tuple:
@@ -184,17 +253,28 @@ def _components(arch_key: tuple) -> tuple[int, int, int]:
     return rest, a, at_1 - a
 
 
+def _affine_in_tokens(
+    module: torch.nn.Module, n: int, inputs, check_at: Sequence[int] = ()
+) -> tuple[int, int, int]:
+    """(FLOPs at n tokens, per-token a, per-image b) of module(*inputs(k)) traced at k = 1 and k = n,
+    checked to be exactly affine in the token count (integer slope; also exact at `check_at`)."""
+    at_n = fvcore_flops(module, inputs(n))
+    at_1 = fvcore_flops(module, inputs(1))
+    a = (at_n - at_1) // (n - 1) if n > 1 else 0
+    name = type(module).__name__
+    if n > 1 and a * (n - 1) != at_n - at_1:
+        raise RuntimeError(f"{name} FLOPs are not affine in the token count ({at_1} at 1, {at_n} at {n})")
+    for k in check_at:
+        if 1 < k < n and fvcore_flops(module, inputs(k)) != a * k + at_1 - a:
+            raise RuntimeError(f"{name} FLOPs are not affine in the token count (check at {k} of {n} tokens)")
+    return at_n, a, at_1 - a
+
+
 def _affine(module: torch.nn.Module, n: int, width: int, cond_width: int) -> tuple[int, int, int]:
     """(FLOPs at n tokens, per-token a, per-image b) of module(x [1, n, width], c [1, cond_width]),
     checked to be exactly affine in the token count."""
     c = torch.zeros(1, cond_width)
-    at_n = fvcore_flops(module, (torch.zeros(1, n, width), c))
-    at_1 = fvcore_flops(module, (torch.zeros(1, 1, width), c))
-    a = (at_n - at_1) // (n - 1) if n > 1 else 0
-    if n > 1 and a * (n - 1) != at_n - at_1:
-        name = type(module).__name__
-        raise RuntimeError(f"{name} FLOPs are not affine in the token count ({at_1} at 1, {at_n} at {n})")
-    return at_n, a, at_1 - a
+    return _affine_in_tokens(module, n, lambda k: (torch.zeros(1, k, width), c))
 
 
 def _maskdit_arch_key(config: MaskDiTConfig) -> tuple:
@@ -232,8 +312,50 @@ def _maskdit_forward_flops(config: MaskDiTConfig, gamma: float, attention: bool)
     return total
 
 
-def forward_flops(config: ModelConfig, gamma: float = 0.0, attention: bool = True) -> int:
-    """FLOPs of one forward of one image at sparsity gamma (fast, composed path)."""
+def _t2i_arch_key(config: T2IDiTConfig) -> tuple:
+    d = config.to_dict()
+    for k in ("depth", "routes", "train_gamma"):  # not part of one block / the non-block layers
+        d.pop(k)
+    return tuple(sorted(d.items()))
+
+
+@lru_cache(maxsize=32)
+def _t2i_components(arch_key: tuple, text_len: int) -> tuple[int, int, int]:
+    """(non-block FLOPs, block per-token a, block per-image b) of one T2I architecture at L text tokens.
+
+    The non-block part (embedders, t_block, text adapter over L tokens, final layer) is a dense
+    depth-1 model minus its block; the block is traced with L text tokens at 1 and N image tokens
+    (and rechecked at N/2), its b being the per-image K/V projection of the text."""
+    cfg = T2IDiTConfig(**dict(arch_key), depth=1)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = T2IDiT(cfg).eval()
+    n, width = cfg.num_tokens, cfg.hidden_size
+    t6, text = torch.zeros(1, 6, width), torch.zeros(1, text_len, width)
+    mask = torch.ones(1, text_len, dtype=torch.bool)
+
+    def inputs(k: int) -> tuple:
+        return torch.zeros(1, k, width), t6, model.positions[None, :k], model.rope_freqs, text, mask
+
+    at_n, a, b = _affine_in_tokens(model.blocks[0], n, inputs, check_at=(n // 2,))
+    rest = fvcore_flops(_T2IForward(model, 0.0), _t2i_example_inputs(cfg, text_len)) - at_n
+    return rest, a, b
+
+
+def _t2i_forward_flops(config: T2IDiTConfig, gamma: float, attention: bool, text_len: int) -> int:
+    rest, a, b = _t2i_components(_t2i_arch_key(config), text_len)
+    total = rest + sum(a * n + b for n in block_token_counts(config, gamma))
+    return total + (t2i_attention_flops(config, gamma, text_len) if attention else 0)
+
+
+def forward_flops(config: ModelConfig, gamma: float = 0.0, attention: bool = True,
+                  text_len: Optional[int] = None) -> int:
+    """FLOPs of one forward of one image at sparsity gamma (fast, composed path).
+
+    `text_len` (text tokens L) is required for a `T2IDiTConfig` and refused for other configs."""
+    text_len = check_text_len(config, text_len)
+    if isinstance(config, T2IDiTConfig):
+        return _t2i_forward_flops(config, gamma, attention, text_len)
     if isinstance(config, MaskDiTConfig):
         return _maskdit_forward_flops(config, gamma, attention)
     rest, a, b = _components(_arch_key(config))
@@ -255,6 +377,7 @@ class FlopsReport:
     attention_included: bool
     arch: str = ""
     routes: list[str] = field(default_factory=list)
+    text_len: Optional[int] = None  # text tokens L of a T2I architecture (None for DiT/SiT, MaskDiT)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -270,13 +393,28 @@ def _is_maskdit_arch(arch: str) -> bool:
 
 
 def resolve_config(arch: Union[str, ModelConfig], routes: Optional[Sequence] = None, **overrides) -> ModelConfig:
-    """A config, or a preset name: DiT/SiT presets ('SiT-XL/2') or MaskDiT presets ('MaskDiT-XL/2')."""
+    """A config, or a preset name: DiT/SiT presets ('SiT-XL/2'), MaskDiT presets ('MaskDiT-XL/2') or
+    text-to-image presets ('TR-DiT-2.5B', 'T2I-shapes', ...: `sgbench.models.t2i_dit.T2I_PRESETS`).
+
+    `routes=None` keeps the routes of a config or preset (T2I presets have routes, DiT/SiT presets
+    none); a sequence, even an empty one, replaces them. Overrides apply to preset names only."""
     if isinstance(arch, MaskDiTConfig) or (isinstance(arch, str) and _is_maskdit_arch(arch)):
         if routes:
             raise UserError("MaskDiT has no routes: its encoder masks gamma of the tokens (leave out --routes)")
         return arch if isinstance(arch, MaskDiTConfig) else maskdit_config(arch, **overrides)
-    if isinstance(arch, DiTConfig):
+    if isinstance(arch, (DiTConfig, T2IDiTConfig)):
         return arch if routes is None else replace(arch, routes=tuple(routes))
+    if isinstance(arch, str) and arch in T2I_PRESETS:
+        fields = set(T2IDiTConfig.__dataclass_fields__)
+        bad = sorted(set(overrides) - fields)
+        if bad:
+            raise UserError(f"{', '.join(bad)} does not apply to the T2I architecture {arch!r}")
+        if routes is not None:
+            overrides["routes"] = tuple(routes)
+        return t2i_config(arch, **overrides)
+    if isinstance(arch, str) and arch not in DIT_PRESETS:
+        known = sorted(DIT_PRESETS) + sorted(T2I_PRESETS)
+        raise UserError(f"unknown architecture {arch!r}; known: {', '.join(known)} (and MaskDiT-* presets)")
     parsed = tuple(r if isinstance(r, Route) else Route.parse(r) for r in (routes or ()))
     return dit_config(arch, routes=parsed, **overrides)
 
@@ -291,9 +429,13 @@ def gflops_per_image(
     attention: bool = True,
     step_gammas: Optional[Sequence[Sequence[float]]] = None,
     rule=None,
+    text_len: Optional[int] = None,
     **config_overrides,
 ) -> FlopsReport:
     """GFLOPs per image of one guided velocity evaluation, averaged over the sampling steps.
+
+    `text_len` is the number L of text tokens a T2I architecture's cross-attention and text
+    adapter see (required for T2I, refused otherwise); the frozen text encoder is not counted.
 
     Instead of guidance/gammas, give `rule` (a `sgbench.guidance` GuidanceRule: its
     `branch_gammas(step, steps)` decides the branches, including guidance intervals and
@@ -302,6 +444,7 @@ def gflops_per_image(
     steps (0 where it is not evaluated), so the branches sum to `gflops`.
     """
     config = resolve_config(arch, routes, **config_overrides)
+    text_len = check_text_len(config, text_len)
     if rule is not None:
         step_gammas = step_gammas_from_rule(rule, steps)
         guidance = getattr(rule, "method", guidance)
@@ -314,7 +457,7 @@ def gflops_per_image(
 
     def flops(g: float) -> int:
         if g not in cache:
-            cache[g] = forward_flops(config, g, attention)
+            cache[g] = forward_flops(config, g, attention, text_len)
         return cache[g]
 
     width = max(len(s) for s in step_gammas)
@@ -333,4 +476,5 @@ def gflops_per_image(
         attention_included=attention,
         arch=arch if isinstance(arch, str) else "",
         routes=[f"{r.start}-{r.end}" for r in getattr(config, "routes", ())],
+        text_len=text_len,
     )

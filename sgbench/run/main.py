@@ -38,6 +38,16 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
         import torch
 
         torch.set_num_threads(suite.threads)
+    if stages_factory is not None:
+        stages = stages_factory(loaded, device, log)
+    elif suite.benchmark is not None:  # text-to-image: the benchmark's prompts and scorer
+        from sgbench.run.t2i_stages import T2IStages
+
+        stages = T2IStages(loaded, device, log)
+    else:
+        stages = Stages(loaded, device, log)
+    if hasattr(stages, "validate"):
+        stages.validate()  # cheap input checks (prompt files, sample counts) before any directory exists
     run_dir = rundir.rendezvous(
         root,
         lambda: rundir.choose_run_dir(root, run_name, resume, log),
@@ -60,20 +70,23 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
         worker += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100003
     studies = open_studies(storage, study_name, suite.directions, suite.search, bool(suite.methods), worker=worker)
 
-    stages = (stages_factory or Stages)(loaded, device, log)
-    t0 = time.perf_counter()
-    stages.load()
-    log(f"loaded models, extractor and reference in {time.perf_counter() - t0:.1f}s")
-
+    stages.run_dir = run_dir  # where stages keep per-trial files (T2I images)
     from sgbench.run.pipeline import Runner, RunOptions
 
-    runner = Runner(loaded, run_dir, stages, studies, RunOptions(max_trials=max_trials, progress=progress))
     try:
+        t0 = time.perf_counter()
+        stages.load()
+        log(f"loaded models, {'benchmark' if suite.benchmark else 'extractor and reference'} in "
+            f"{time.perf_counter() - t0:.1f}s")
+        runner = Runner(loaded, run_dir, stages, studies, RunOptions(max_trials=max_trials, progress=progress))
         runner.run()
     except KeyboardInterrupt:
         log(f"interrupted: the current trial is re-queued; continue with "
             f"`sgbench run {suite_path} --resume --name {run_dir.name}{' --out ' + str(out) if str(out) != 'results' else ''}`")
         raise
+    finally:
+        if hasattr(stages, "close"):
+            stages.close()  # e.g. the HPSv3 worker process
     left = runner.unfinished()
     if left:
         log(f"{left} trial(s) not finished here (other workers, or --max-trials); "

@@ -182,7 +182,7 @@ class Runner:
     def evaluate(self, setting: Setting, trial_id: str, trial, prune: bool) -> Outcome:
         seeds = self.suite.seeds
         started = time.perf_counter()
-        accs = {seed: self.stages.accumulator() for seed in seeds}
+        accs = {seed: self.stages.accumulator(trial_id=trial_id, seed=seed) for seed in seeds}
         gen_s, gen_n = 0.0, 0  # generation time after each stream's warm-up batch
         all_s, all_n = 0.0, 0  # including warm-up (used when every stream is one batch)
         done = 0

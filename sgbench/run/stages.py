@@ -127,7 +127,7 @@ class Stages:
                         device=self.device, indices=range(start, stop), autocast=autocast)
 
     # ---- metrics ------------------------------------------------------------------------
-    def accumulator(self):
+    def accumulator(self, trial_id=None, seed=None):
         from sgbench.metrics.accumulator import ImageMetricAccumulator
 
         keys = self.suite.metrics.metric_keys

@@ -1,0 +1,210 @@
+"""`Stages` of a text-to-image suite (one with `benchmark:`): the T2I DiT and its text encoder,
+the benchmark's prompts, and its scorer as the metric accumulator. Same methods as
+`sgbench.run.stages.Stages`, so the Runner (baselines, search, pruning, trials.csv, report)
+is shared by both kinds of suite.
+
+Stream position i -> sample id `order[i]` (prompts round-robin over GenEval tags / HPDv3
+categories, `BenchmarkPrompts.sample_order`); the noise of a sample depends on (seed, sample id)
+only, so an image is the same whatever fidelity, batch size or worker produced it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from sgbench.config.loader import LoadedSuite
+from sgbench.errors import UserError
+from sgbench.run.setting import Setting
+from sgbench.run.stages import Stages
+
+
+class T2IStages(Stages):
+    def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
+        super().__init__(loaded, device, log)
+        self.run_dir: Optional[Path] = None  # set by run_suite; images go to run_dir/images/
+        self.benchmark = self.suite.benchmark
+        self.prompts = None
+        self._client = None
+        self._text_len = None
+
+    # ---- loading ------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Read the prompts and check the sample counts (cheap; before the run directory exists)."""
+        from sgbench.t2i.scoring import BenchmarkPrompts
+
+        items, group = self._items()
+        if self.benchmark.max_prompts:
+            items = items[: self.benchmark.max_prompts]
+        self.prompts = BenchmarkPrompts(items, self.suite.sampler.images_per_prompt, group)
+        self.order = self.prompts.sample_order()
+        self._check_sample_count()
+        from sgbench.models.loading import read_sgbench_metadata
+
+        meta = read_sgbench_metadata(self.loaded.paths["suite.model.checkpoint"]) or {}
+        side, want = int(meta.get("image_size", 0) or 0), self.suite.sampler.resolution
+        if side and want and want != side:
+            raise UserError(f"suite.sampler.resolution {want} does not match the model ({side} px)")
+
+    def load(self) -> None:
+        from sgbench.t2i.model import load_t2i
+
+        b, s = self.benchmark, self.suite
+        if self.prompts is None:
+            self.validate()
+        items = self.prompts.items
+        methods = [m.method for m in s.methods] + ([s.search.method] if s.search else [])
+        pool = self.prompts.prompts if "icg" in methods else None  # ICG's random conditions
+        encoder = dict(s.model.text_encoder)
+        if "suite.model.text_encoder.path" in self.loaded.paths:  # resolved like every suite path
+            encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
+        denoiser, self.encoder, _ = load_t2i(self.loaded.paths["suite.model.checkpoint"], self.device,
+                                             encoder or None, pool)
+        self.denoisers["main"] = denoiser
+        self.decoder = None
+        vae = self.loaded.paths.get("suite.model.vae")
+        if vae is not None:
+            from sgbench.sampling.decode import VAEDecoder
+
+            self.decoder = VAEDecoder(vae, device=self.device, rounding=s.sampler.rounding)
+        self._load_scorer()
+        self.log(f"{b.kind}: {len(items)} prompts x {s.sampler.images_per_prompt} images, "
+                 f"{s.metrics.n_samples} samples per trial and seed")
+
+    def _items(self) -> tuple[list[dict], str]:
+        b, paths = self.benchmark, self.loaded.paths
+        if b.kind == "hpsv3":
+            from sgbench.t2i.hpsv3_client import load_benchmark_prompts
+
+            return load_benchmark_prompts(paths["suite.benchmark.prompts"]), "category"
+        from sgbench.t2i.geneval import COCO_OBJECT_NAMES, read_metadata_jsonl
+
+        if b.kind == "geneval":
+            return read_metadata_jsonl(paths["suite.benchmark.metadata"], COCO_OBJECT_NAMES), "tag"
+        from sgbench.t2i.shapes_world import SHAPES, evaluation_metadata
+
+        meta = paths.get("suite.benchmark.metadata")
+        return (read_metadata_jsonl(meta, SHAPES) if meta else evaluation_metadata(b.n_per_tag, b.prompt_seed)), "tag"
+
+    def _check_sample_count(self) -> None:
+        m, total = self.suite.metrics, self.prompts.total
+        if m.n_samples is None:
+            m.n_samples = total
+        elif m.n_samples > total:
+            raise UserError(f"suite.metrics.n_samples ({m.n_samples}) exceeds the benchmark's "
+                            f"{len(self.prompts.items)} prompts x {self.prompts.images_per_prompt} images = {total}")
+        p = self.suite.search.pruning if self.suite.search else None
+        for i, n in enumerate(p.fidelities if p else []):
+            if n >= m.n_samples:
+                raise UserError(f"suite.search.pruning.fidelities[{i}]: must be < the samples per trial "
+                                f"({m.n_samples}); the last fidelity is every sample")
+
+    def _load_scorer(self) -> None:
+        b, paths = self.benchmark, self.loaded.paths
+        if b.kind == "hpsv3":
+            from sgbench.t2i.hpsv3_client import HPSv3WorkerConfig
+
+            cfg = paths.get("suite.benchmark.hps_config")
+            self.worker = HPSv3WorkerConfig(
+                python=str(paths["suite.benchmark.hps_python"]), base_model=str(paths["suite.benchmark.hps_base_model"]),
+                checkpoint=str(paths["suite.benchmark.hps_checkpoint"]), config=str(cfg) if cfg else None,
+                device=self.device.split(":")[0], batch_size=b.hps_batch_size)
+            self.worker.check()
+            return
+        from sgbench.t2i.geneval import GenEvalOptions
+
+        self.options = GenEvalOptions.parse(f"{k}={v}" for k, v in b.options.items())
+        if b.kind == "geneval":
+            from sgbench.t2i.geneval_backends import MMDetDetector, load_clip_color_classifier
+
+            self.detector = MMDetDetector(paths["suite.benchmark.detector_config"],
+                                          paths["suite.benchmark.detector_checkpoint"], self.device)
+            self.colors = load_clip_color_classifier(paths["suite.benchmark.clip_weights"], b.clip_arch,
+                                                     self.device, self.options)
+        else:
+            from sgbench.t2i.shapes_world import ShapesColorClassifier, ShapesDetector
+
+            self.detector, self.colors = ShapesDetector(), ShapesColorClassifier()
+
+    def hps_client(self):
+        """The HPSv3 worker, started on first use and kept for the whole run."""
+        if self._client is None:
+            from sgbench.t2i.hpsv3_client import HPSv3Client
+
+            self._client = HPSv3Client(self.worker)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    # ---- sampling -----------------------------------------------------------------------
+    def stream(self, setting: Setting, seed: int, start: int, stop: int) -> Iterator[tuple]:
+        """Batches (positions, uint8 NHWC images, sample ids) of stream positions start..stop-1."""
+        import torch
+
+        from sgbench.t2i.generate import generate_t2i
+
+        sp = self.suite.sampler
+        autocast = {"fp32": None, "bf16": torch.bfloat16,
+                    "auto": None if self.device == "cpu" else torch.bfloat16}[sp.dtype]
+        k = self.prompts.images_per_prompt
+        flat = [p for p in self.prompts.prompts for _ in range(k)]  # sample id -> prompt
+        ids = [int(i) for i in self.order[start:stop]]
+        pos = {sid: start + n for n, sid in enumerate(ids)}
+        for idx, images in generate_t2i(self.denoisers["main"], self.encoder, flat, self.rule(setting), sp.steps,
+                                        seed, sp.batch_size, sp.solver, autocast, self.decoder, self.device,
+                                        indices=ids):
+            yield np.array([pos[i] for i in idx]), images, np.asarray(idx)
+
+    # ---- metrics ------------------------------------------------------------------------
+    def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):
+        from sgbench.t2i.scoring import GenEvalAccumulator, HPSv3Accumulator
+
+        image_dir = None
+        if self.run_dir is not None and trial_id is not None and (self.benchmark.save_images or
+                                                                  self.benchmark.kind == "hpsv3"):
+            image_dir = self.run_dir / "images" / trial_id / f"seed{seed}"
+        if self.benchmark.kind == "hpsv3":
+            if image_dir is None:
+                raise UserError("HPSv3 scoring needs a run directory for its images")
+            return HPSv3Accumulator(self.prompts, self.hps_client, image_dir)
+        return GenEvalAccumulator(self.prompts, self.detector, self.colors, self.options, image_dir)
+
+    def compute(self, acc) -> dict[str, float]:
+        values = acc.compute()
+        return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
+
+    def text_len(self) -> int:
+        """Mean text tokens per prompt (the cross-attention's keys), for the FLOP count."""
+        if self._text_len is None:
+            prompts = self.prompts.prompts
+            n = sum(int(self.encoder.encode(prompts[i : i + 64]).mask.sum()) for i in range(0, len(prompts), 64))
+            self._text_len = max(1, round(n / len(prompts)))
+        return self._text_len
+
+    def _count_gflops(self, setting: Setting) -> float:
+        from sgbench.metrics.flops import gflops_per_image
+        from sgbench.sampling.solvers import evaluation_schedule
+
+        sp = self.suite.sampler
+        evals = [tuple(g for _net, _cond, g in branches) for branches in
+                 evaluation_schedule(self.rule(setting), sp.steps, sp.solver)]
+        config = self.denoisers["main"].backbone.config
+        try:
+            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops,
+                                    text_len=self.text_len()).gflops
+        except (UserError, TypeError) as e:
+            return self._warn_flops(f"GFLOPs not counted for this T2I setting: {e}")
+
+
+def is_t2i(loaded: LoadedSuite) -> bool:
+    return loaded.suite.benchmark is not None
+
