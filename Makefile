@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sgbench-setup
 
-.PHONY: setup quickstart test test-slow hpsv3-env geneval-cpu clean-venv
+.PHONY: setup quickstart quickstart-t2i test test-slow hpsv3-env geneval-cpu clean-venv
 
 setup: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml Makefile
 
 quickstart: setup
 	$(BIN)/sgbench run suites/quickstart.yaml
+
+quickstart-t2i: setup
+	$(BIN)/sgbench run suites/t2i_quickstart.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -65,25 +65,18 @@ def _mmcv_ops_or_raising_stub(monkeypatch):
     monkeypatch.setitem(sys.modules, "mmcv._ext", stub)
 
 
-@pytest.mark.slow
-def test_mask2former_smoke_with_random_weights(tmp_path, monkeypatch):
-    """Needs the optional GenEval extra (mmdet 3.x; mmcv or mmcv-lite): builds GenEval's Swin-S
-    Mask2Former with random weights, loads it through MMDetDetector (init_detector) and scores a
-    GenEval folder with it, so the DetDataSample adapter runs on a real mmdet 3.x output."""
+def _random_mask2former(tmp_path, monkeypatch):
+    """(config path, checkpoint path) of GenEval's Swin-S Mask2Former with random weights."""
     mmdet = pytest.importorskip("mmdet")
     _mmcv_ops_or_raising_stub(monkeypatch)
     import os
 
-    import numpy as np
     import torch
     from mmengine.config import Config
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from PIL import Image
 
-    from sgbench.t2i import geneval as ge
     from sgbench.t2i.geneval import COCO_OBJECT_NAMES
-    from sgbench.t2i.geneval_backends import MMDetDetector
 
     register_all_modules()
     cfg_path = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "mask2former",
@@ -94,6 +87,21 @@ def test_mask2former_smoke_with_random_weights(tmp_path, monkeypatch):
     model = MODELS.build(cfg.model)
     ckpt = tmp_path / "m2f.pth"
     torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": COCO_OBJECT_NAMES}}}, ckpt)
+    return cfg_path, ckpt, cfg
+
+
+@pytest.mark.slow
+def test_mask2former_smoke_with_random_weights(tmp_path, monkeypatch):
+    """Needs the optional GenEval extra (mmdet 3.x; mmcv or mmcv-lite): builds GenEval's Swin-S
+    Mask2Former with random weights, loads it through MMDetDetector (init_detector) and scores a
+    GenEval folder with it, so the DetDataSample adapter runs on a real mmdet 3.x output."""
+    import numpy as np
+    from PIL import Image
+
+    from sgbench.t2i import geneval as ge
+    from sgbench.t2i.geneval_backends import MMDetDetector
+
+    cfg_path, ckpt, cfg = _random_mask2former(tmp_path, monkeypatch)
     det = MMDetDetector(cfg_path, ckpt, "cpu")
 
     rng = np.random.default_rng(0)
@@ -114,3 +122,59 @@ def test_mask2former_smoke_with_random_weights(tmp_path, monkeypatch):
     results = ge.evaluate_images(ge.iter_geneval_folder(tmp_path / "imgs"), det,
                                  lambda img, objs, cls: ["red"] * len(objs))
     assert len(results) == 1 and results[0]["tag"] == "two_object" and results[0]["correct"] in (True, False)
+
+
+@pytest.mark.slow
+def test_geneval_suite_with_mask2former_and_open_clip(tmp_path, monkeypatch):
+    """`sgbench run` on a GenEval suite with the real backends: a random-weight Mask2Former
+    (mmdet) and a tiny random open_clip model loaded from a weights file, over a tiny T2I DiT."""
+    import csv
+
+    import torch
+    import yaml
+
+    open_clip = pytest.importorskip("open_clip")
+    from sgbench.models.t2i_dit import T2IDiT, t2i_config
+    from sgbench.models.text_encoders import TextEncoderSpec
+    from sgbench.run.main import run_suite
+    from sgbench.train.export import save_sgbench_model
+
+    cfg_path, ckpt, _ = _random_mask2former(tmp_path, monkeypatch)
+    clip_cfg = {"embed_dim": 32, "quick_gelu": True,
+                "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "SgbenchTinyCLIP.json").write_text(json.dumps(clip_cfg))
+    open_clip.add_model_config(tmp_path / "SgbenchTinyCLIP.json")
+    torch.save(open_clip.create_model("SgbenchTinyCLIP").state_dict(), tmp_path / "clip.pt")
+
+    cfg = t2i_config("T2I-tiny", input_size=32, patch_size=4, in_channels=3, text_dim=16)
+    meta = {"family": "t2i", "config": cfg.to_dict(), "parametrization": "velocity", "image_size": 32,
+            "text_encoder": TextEncoderSpec(kind="tiny", dim=16, max_length=12).to_dict(), "task": "t2i"}
+    save_sgbench_model(tmp_path / "t2i.safetensors", T2IDiT(cfg), meta)
+    prompts = [{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"},
+               {"tag": "colors", "include": [{"class": "car", "count": 1, "color": "red"}],
+                "prompt": "a photo of a red car"}]
+    (tmp_path / "meta.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    suite = {"name": "geneval_tiny", "device": "cpu", "model": {"checkpoint": str(tmp_path / "t2i.safetensors")},
+             "sampler": {"steps": 2, "batch_size": 2, "dtype": "fp32", "images_per_prompt": 2},
+             "methods": [{"name": "cfg+sg", "method": "cfg+sg", "omega": 2.5, "gamma_strong": 0.2, "gamma_weak": 0.7}],
+             "benchmark": {"kind": "geneval", "metadata": str(tmp_path / "meta.jsonl"), "detector_config": cfg_path,
+                           "detector_checkpoint": str(ckpt), "clip_weights": str(tmp_path / "clip.pt"),
+                           "clip_arch": "SgbenchTinyCLIP", "options": {"threshold": 0.0}},
+             "report": {"enabled": False}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
+    from sgbench.t2i import geneval_backends
+
+    calls = []
+    real_call = geneval_backends.ClipColorClassifier.__call__
+    monkeypatch.setattr(geneval_backends.ClipColorClassifier, "__call__",
+                        lambda self, image, objects, cls: calls.append(cls) or real_call(self, image, objects, cls))
+    run_dir = run_suite(tmp_path / "s.yaml", out=tmp_path / "results", progress=False, log=lambda m: None)
+    row = next(csv.DictReader(open(run_dir / "trials.csv")))
+    assert row["status"] == "complete" and row["n_samples"] == "4" and 0.0 <= float(row["geneval"]) <= 1.0
+    assert {"geneval_single_object", "geneval_colors"} <= set(row) and float(row["gflops"]) > 0
+    records = [json.loads(x) for x in open(run_dir / "images" / "b-cfg+sg" / "seed0" / "results.jsonl")]
+    assert len(records) == 4 and {r["tag"] for r in records} == {"single_object", "colors"}
+    assert all(isinstance(r["correct"], bool) and "reason" in r for r in records)
+    # threshold 0: the random detector's cars count, so the red-car prompts reach CLIP's colour check
+    assert calls and set(calls) == {"car"}

@@ -31,6 +31,22 @@ def test_t2i_task_trains_exports_and_reloads(tmp_path):
     assert v.shape == (1, 3, 16, 16) and torch.isfinite(v).all()
 
 
+def test_t2i_kept_checkpoint_exports_like_the_final_model(tmp_path):
+    from sgbench.train.checkpoint import ckpt_dir, kept_name
+    from sgbench.train.export import export_checkpoint
+
+    raw = _raw(tmp_path)
+    raw["train"].update(keep_steps=[3])
+    train(parse_train_config(raw), progress=False)
+    out = export_checkpoint(ckpt_dir(tmp_path / "run") / kept_name(3), tmp_path / "step3.safetensors")
+    den3, enc3, meta3 = load_t2i(out)
+    den, enc, meta = load_t2i(tmp_path / "run" / "m.safetensors")
+    assert meta3["text_encoder"] == meta["text_encoder"] and meta3["train"]["steps"] == 3
+    c = enc.encode(["a photo of two circles"])
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(den3(x, 0.4, c), den(x, 0.4, c))  # step 3 is the final step: same EMA weights
+
+
 def test_t2i_task_config_errors(tmp_path):
     raw = _raw(tmp_path, text_dropout=1.5)
     with pytest.raises(UserError, match="text_dropout"):

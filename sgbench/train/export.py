@@ -64,19 +64,14 @@ def export_checkpoint(ckpt_path, out_path, use_ema: bool = True) -> Path:
     """Export a training checkpoint (.pt, e.g. an early kept step for autoguidance) as an sgbench
     safetensors file, rebuilding the network from the checkpoint's own metadata ('config')."""
     from sgbench.errors import UserError
-    from sgbench.models.dit import DiT, DiTConfig
+    from sgbench.models.registry import backbone_families, build_backbone
     from sgbench.train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(ckpt_path)
     meta = ck.get("config")
-    if not isinstance(meta, dict) or meta.get("family") not in ("dit", "maskdit"):
-        raise UserError(f"{ckpt_path}: no model metadata of a dit/maskdit model to export")
-    if meta["family"] == "dit":
-        net = DiT(DiTConfig(**meta["config"]))
-    else:
-        from sgbench.models.maskdit import MaskDiT, MaskDiTConfig
-
-        net = MaskDiT(MaskDiTConfig(**meta["config"]))
+    if not isinstance(meta, dict) or meta.get("family") not in backbone_families():
+        raise UserError(f"{ckpt_path}: no model metadata of a {'/'.join(backbone_families())} model to export")
+    net = build_backbone(meta["family"], meta["config"])  # the family registry rebuilds any backbone
     state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
     net.load_state_dict(state, strict=True)
     info = {"steps": int(ck["step"]), "wall_s": round(float(ck.get("wall_s", 0.0)), 1), "weights": "ema" if state is ck.get("ema") else "model"}
