@@ -217,7 +217,7 @@ def test_cli_flops_maskdit(capsys):
 def _t2i_configs():
     from sgbench.models.t2i_dit import t2i_config
 
-    # T2I-shapes: 64 tokens, width 96, depth 5, route 1-3; T2I-tiny: 16 tokens, width 64, two routes
+    # T2I-shapes: 64 tokens, width 128, depth 6, route 1-4; T2I-tiny: 16 tokens, width 64, two routes
     # touching the first and the last block.
     return [t2i_config("T2I-shapes"), t2i_config("T2I-tiny", routes=("0-0", "2-3"))]
 
@@ -294,7 +294,7 @@ def test_t2i_presets_routes_and_configs():
     cfg = _t2i_configs()[0]
     by_name = gflops_per_image("T2I-shapes", guidance="cfg+sg", gamma_strong=0.2, gamma_weak=0.7, steps=4,
                                text_len=9)
-    assert by_name.routes == ["1-3"] and by_name.text_len == 9 and by_name.arch == "T2I-shapes"
+    assert by_name.routes == ["1-4"] and by_name.text_len == 9 and by_name.arch == "T2I-shapes"
     expected = forward_flops(cfg, 0.2, text_len=9) + forward_flops(cfg, 0.7, text_len=9)
     assert by_name.gflops * 1e9 == pytest.approx(expected)
     assert by_name.relative_to_unguided == pytest.approx(expected / forward_flops(cfg, 0.0, text_len=9))
@@ -326,7 +326,7 @@ def test_cli_flops_t2i(capsys):
                    "0.7", "--steps", "10", "--text-len", "16", "--json"])
     out = json.loads(capsys.readouterr().out)
     cfg = _t2i_configs()[0]
-    assert rc == 0 and out["arch"] == "T2I-shapes" and out["routes"] == ["1-3"] and out["text_len"] == 16
+    assert rc == 0 and out["arch"] == "T2I-shapes" and out["routes"] == ["1-4"] and out["text_len"] == 16
     assert out["per_branch"] == pytest.approx([forward_flops(cfg, g, text_len=16) / 1e9 for g in (0.2, 0.7)])
     assert out["dense_gflops"] == pytest.approx(forward_flops(cfg, 0.0, text_len=16) / 1e9)
     rc = cli_main(["flops", "--arch", "T2I-shapes", "--routes", "0-4", "--gamma-strong", "0.5", "--text-len", "16",

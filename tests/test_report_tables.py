@@ -5,7 +5,7 @@ import pytest
 
 from sgbench.errors import UserError
 from sgbench.report.aggregate import pareto_front, stat_of
-from sgbench.report.metrics import display_name, metric_order, primary_metric
+from sgbench.report.metrics import display_name, metric_order, number_format, primary_metric
 from sgbench.report.render import md_escape, table_latex, table_markdown, tex_escape
 from sgbench.report.runs import Run, normalise_trials
 from sgbench.report.tables import RunSummaries, build_tables, selected_rows
@@ -128,3 +128,9 @@ def test_bad_trials_are_user_errors():
         normalise_trials(pd.DataFrame([dict(ROWS[0], fid="abc")]).astype(str), "t.csv")
     with pytest.raises(UserError, match="unknown status 'done'"):
         normalise_trials(pd.DataFrame([dict(ROWS[0], status="done")]), "t.csv")
+
+
+def test_gflops_of_small_models_keep_significant_digits():
+    assert format(118.64, number_format("gflops", 118.64)) == "118.6"  # the paper's style
+    assert format(0.1016, number_format("gflops", 0.1016)) == "0.102"  # CPU quickstart models
+    assert format(0.1703 - 0.1016, number_format("gflops", 0.1016)) == "0.0687"

@@ -188,3 +188,35 @@ def test_bad_t2i_suites_exit_2_with_one_line(tmp_path, capsys, change, expected)
     code = main(["run", str(_write(tmp_path, suite)), "--out", str(tmp_path / "results")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_the_shipped_t2i_quickstart_suite_is_valid():
+    from pathlib import Path
+
+    from sgbench.models.loading import read_sgbench_metadata
+
+    loaded = load_suite(Path(__file__).resolve().parents[1] / "suites" / "t2i_quickstart.yaml")
+    s = loaded.suite
+    assert s.benchmark.kind == "shapes_geneval" and s.metrics.extractor == "geneval"
+    meta = read_sgbench_metadata(loaded.paths["suite.model.checkpoint"])
+    assert meta["family"] == "t2i" and meta["image_size"] == s.sampler.resolution == 32
+
+
+@pytest.mark.slow
+def test_the_t2i_quickstart_runs_end_to_end(tmp_path):
+    """The shipped T2I quickstart (about 4 minutes on 2 CPU cores): `make test-slow`."""
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[1] / "suites" / "t2i_quickstart.yaml"
+    assert main(["run", str(suite), "--out", str(tmp_path / "results"), "--no-progress"]) == 0
+    rows = _rows(tmp_path / "results" / "t2i_quickstart")
+    assert [r["trial_id"] for r in rows[:4]] == ["b-unguided", "b-cfg", "b-sg", "b-cfg+sg"]
+    assert len(rows) == 4 + 8 and {r["status"] for r in rows} <= {"complete", "pruned"}
+    for r in rows:
+        assert 0 <= float(r["geneval"]) <= 1 and float(r["gflops"]) > 0
+    by_id = {r["trial_id"]: r for r in rows}
+    # SG with gamma_strong = 0: one dense and one sparse pass, between 1 and 2 dense passes
+    assert float(by_id["b-unguided"]["gflops"]) < float(by_id["b-sg"]["gflops"]) < float(by_id["b-cfg"]["gflops"])
+    assert len(list((tmp_path / "results" / "t2i_quickstart" / "images" / "b-sg" / "seed0").glob("*/samples/*.png"))) == 268
+    report = (tmp_path / "reports" / "t2i_quickstart" / "report.md").read_text()
+    assert "## GenEval per tag" in report

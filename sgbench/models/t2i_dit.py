@@ -104,8 +104,9 @@ def dataclass_from_dict(cls, d: dict, what: str):
 T2I_PRESETS = {
     "T2I-tiny": dict(input_size=8, patch_size=2, in_channels=4, hidden_size=64, depth=4, num_heads=4,
                      text_dim=32, routes=("1-2",), train_gamma=0.5),
-    "T2I-shapes": dict(input_size=32, patch_size=4, in_channels=3, hidden_size=96, depth=5, num_heads=3,
-                       text_dim=32, routes=("1-3",), train_gamma=0.5),
+    # the shipped T2I quickstart model (suites/train_t2i_shapes.yaml)
+    "T2I-shapes": dict(input_size=32, patch_size=4, in_channels=3, hidden_size=128, depth=6, num_heads=4,
+                       text_dim=64, routes=("1-4",), train_gamma=0.5),
     "T2I-S": dict(input_size=32, patch_size=2, hidden_size=384, depth=12, num_heads=6, text_dim=384,
                   routes=("1-9",), train_gamma=0.5),
     "T2I-B": dict(input_size=32, patch_size=2, hidden_size=768, depth=12, num_heads=12, text_dim=768,

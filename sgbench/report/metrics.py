@@ -104,12 +104,13 @@ def primary_metric(columns) -> str | None:
     return metrics[0] if metrics else None
 
 
-def number_format(column: str) -> str:
-    """Decimal places in the paper's style (FID 2.07, IS 249.0, Prec. 0.80)."""
+def number_format(column: str, value: float | None = None) -> str:
+    """Decimal places in the paper's style (FID 2.07, IS 249.0, Prec. 0.80, GFLOPs 118.6);
+    GFLOPs below 10 (small CPU models) keep 3 significant digits instead of rounding to 0.1."""
     if column == "is":
         return ".1f"
     if column == "gflops":
-        return ".1f"
+        return ".3g" if value is not None and abs(value) < 10 else ".1f"
     if column == "class_acc":
         return ".3f"
     return ".2f"

@@ -75,7 +75,7 @@ def value_cell(summary: Summary, column: str) -> Cell:
     stat = summary.stats.get(column)
     if not stat:
         return Cell("–", numeric=True)
-    fmt = number_format(column)
+    fmt = number_format(column, stat.mean)
     # no "± 0.0" for values that do not vary over seeds (GFLOPs)
     pm = format(stat.std, fmt) if stat.n > 1 and stat.std > 0 else ""
     return Cell(format(stat.mean, fmt), pm=pm, numeric=True)
@@ -87,7 +87,7 @@ def _delta_cell(summary: Summary, ref: Summary | None) -> Cell:
     if summary is ref:
         return Cell("0 (baseline)", numeric=True)
     d = summary.mean("gflops") - ref.mean("gflops")
-    return Cell(("+" if d >= 0 else "−") + format(abs(d), ".1f"), numeric=True)
+    return Cell(("+" if d >= 0 else "−") + format(abs(d), number_format("gflops", ref.mean("gflops"))), numeric=True)
 
 
 def _bold_best(table: Table, columns: list[str | None]) -> None:
