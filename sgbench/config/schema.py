@@ -26,9 +26,6 @@ Gamma = Union[float, str]  # a rate in [0, 1) or a schedule 'cosine:START:END'
 
 # T2I benchmark kinds -> the scorer that measures them (its name prefixes the metric columns)
 BENCHMARK_SCORERS = {"geneval": "geneval", "shapes_geneval": "geneval", "hpsv3": "hpsv3"}
-GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
-HPSV3_CATEGORY_KEYS = ("characters", "arts", "design", "architecture", "animals", "natural_scenery",
-                       "transportation", "products", "others", "plants", "food", "science")
 
 
 def metric_keys(extractor: str) -> tuple[str, ...]:
@@ -36,9 +33,13 @@ def metric_keys(extractor: str) -> tuple[str, ...]:
     if extractor == "inception":
         return INCEPTION_METRICS
     if extractor == "geneval":  # overall = mean over the 6 tags, then per tag (paper Table 5)
-        return ("geneval",) + tuple(f"geneval_{t}" for t in GENEVAL_TAGS)
+        from sgbench.t2i.geneval import TAGS
+
+        return ("geneval",) + tuple(f"geneval_{t}" for t in TAGS)
     if extractor == "hpsv3":  # overall mean, then per HPDv3 category (paper Table 4)
-        return ("hpsv3",) + tuple(f"hpsv3_{c}" for c in HPSV3_CATEGORY_KEYS)
+        from sgbench.t2i.hpsv3_client import HPSV3_CATEGORIES, category_column
+
+        return ("hpsv3",) + tuple(category_column(c) for c in HPSV3_CATEGORIES)
     return (f"fd_{extractor}", f"precision_{extractor}", f"recall_{extractor}", "class_acc")
 
 

@@ -201,7 +201,7 @@ class T2IStages(Stages):
         try:
             return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops,
                                     text_len=self.text_len()).gflops
-        except (UserError, TypeError) as e:
+        except UserError as e:
             return self._warn_flops(f"GFLOPs not counted for this T2I setting: {e}")
 
 

@@ -135,11 +135,15 @@ def aggregate(scores: Sequence[float], categories: Sequence[str]) -> dict:
     }
 
 
+def category_column(name: str) -> str:
+    """trials.csv column of a category: hpsv3_<category> (lower case, spaces -> _)."""
+    return "hpsv3_" + name.lower().replace(" ", "_")
+
+
 def summary_columns(summary: dict) -> dict:
-    """trials.csv columns: hpsv3, hpsv3_<category> (lower case, spaces -> _)."""
+    """trials.csv columns: hpsv3, hpsv3_<category>."""
     cols = {"hpsv3": summary["overall"]}
-    for name, v in summary["categories"].items():
-        cols["hpsv3_" + name.lower().replace(" ", "_")] = v
+    cols.update({category_column(name): v for name, v in summary["categories"].items()})
     return cols
 
 
