@@ -153,6 +153,10 @@ class Stages:
             self._flops_warned = True
         return math.nan
 
+    def _flops_inputs(self) -> dict:
+        """Extra inputs of the FLOP count (T2I: the text length)."""
+        return {}
+
     def _count_gflops(self, setting: Setting) -> float:
         from sgbench.metrics.flops import SUPPORTED_CONFIGS, gflops_per_image
         from sgbench.sampling.solvers import evaluation_schedule
@@ -161,12 +165,13 @@ class Stages:
         evals = [tuple(g for _net, _cond, g in branches) for branches in
                  evaluation_schedule(self.rule(setting), sp.steps, sp.solver)]
         config = getattr(self.denoisers["main"].backbone, "config", None)
-        if not isinstance(config, SUPPORTED_CONFIGS):  # DiT/SiT (+ TREAD routes) and MaskDiT are counted
+        if not isinstance(config, SUPPORTED_CONFIGS):  # DiT/SiT (+ TREAD routes), MaskDiT and T2I DiT are counted
             return self._warn_flops(f"GFLOPs not counted for this backbone ({type(config).__name__}): "
-                                    "the FLOP counter supports DiT/SiT and MaskDiT configs")
+                                    "the FLOP counter supports DiT/SiT, MaskDiT and T2I DiT configs")
         try:
             # averaged over the evaluations, which may mix 1 and 2 passes (guidance intervals)
-            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops).gflops
+            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops,
+                                    **self._flops_inputs()).gflops
         except UserError as e:  # e.g. a gamma > 0 for a DiT without routes
             return self._warn_flops(f"GFLOPs not counted for this setting ({type(config).__name__}): {e}")
 

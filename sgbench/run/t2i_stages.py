@@ -190,21 +190,6 @@ class T2IStages(Stages):
             self._text_len = max(1, round(n / len(prompts)))
         return self._text_len
 
-    def _count_gflops(self, setting: Setting) -> float:
-        from sgbench.metrics.flops import gflops_per_image
-        from sgbench.sampling.solvers import evaluation_schedule
-
-        sp = self.suite.sampler
-        evals = [tuple(g for _net, _cond, g in branches) for branches in
-                 evaluation_schedule(self.rule(setting), sp.steps, sp.solver)]
-        config = self.denoisers["main"].backbone.config
-        try:
-            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops,
-                                    text_len=self.text_len()).gflops
-        except UserError as e:
-            return self._warn_flops(f"GFLOPs not counted for this T2I setting: {e}")
-
-
-def is_t2i(loaded: LoadedSuite) -> bool:
-    return loaded.suite.benchmark is not None
+    def _flops_inputs(self) -> dict:
+        return {"text_len": self.text_len()}
 
