@@ -20,6 +20,7 @@ COMMANDS = {
     "sample": "sgbench.commands.sample",
     "evaluate": "sgbench.commands.evaluate",
     "flops": "sgbench.commands.flops",
+    "convert": "sgbench.commands.convert",
     "train": "sgbench.commands.train",
     "t2i": "sgbench.commands.t2i",
 }

@@ -132,7 +132,7 @@ def test_env_vars_and_package_prefix_in_paths(tmp_path, monkeypatch):
         resolve_path("${SGB_UNSET_VAR}/a.pt", Path("/x"))
 
 
-@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid"])
+@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid", "masking_grid_maskdit_edm"])
 def test_imagenet_suites_are_valid_and_fail_fast_listing_every_missing_file(name, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SGBENCH_DATA", str(tmp_path / "nothing-here"))
     path = SUITES / f"{name}.yaml"

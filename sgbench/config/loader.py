@@ -14,8 +14,9 @@ ROOT = "suite"
 
 # How to supply each kind of user file (shown next to a missing path).
 HOW = {
-    "checkpoint": "a model checkpoint (.pt/.safetensors): train one with `sgbench train`, or use the released "
-                  "SiT/TREAD/MaskDiT weights, and set the path (or the ${...} variable) in the suite",
+    "checkpoint": "a model checkpoint (.pt/.safetensors): train one with `sgbench train`, or make an sgbench file "
+                  "once from released SiT/TREAD/DiT/MaskDiT weights with `sgbench convert` (the suite's comments "
+                  "say how), and set the path (or the ${...} variable) in the suite",
     "weak_checkpoint": "an earlier checkpoint of the same run, for autoguidance (keep early checkpoints when training)",
     "vae": "a local diffusers AutoencoderKL directory (stabilityai/sd-vae-ft-ema: config.json + "
            "diffusion_pytorch_model.safetensors), copied to this machine",

@@ -5,19 +5,25 @@ Formats (detected from the file, never from its name alone):
     -> needs nothing but the path (`save_sgbench_safetensors` writes them).
   * sgbench train `.pt`: {'model', 'ema', 'config'} with 'config' the same JSON-able dict.
   * facebookresearch/DiT (DDPM eps), willisma/SiT (velocity): a plain state dict, or their train
-    files {'model', 'ema', 'opt', 'args'} (an argparse Namespace under 'args' -> `trust_checkpoint`).
+    files {'model', 'ema', 'opt', 'args'} with an argparse Namespace under 'args'.
   * CompVis/tread: {'model_state_dict', 'ema_state_dict', 'optimizer_state_dict', 'step'}, keys
     prefixed 'model.' (its EDMPrecond wrapper). EDM and RF training give identical layouts, so the
     parametrization must come from the spec.
-  * Anima-Lab/MaskDiT: {'model', 'ema', 'opt', 'args'}, keys prefixed 'model.' (EDMPrecond);
-    'args' is an argparse Namespace -> needs `trust_checkpoint`.
+  * Anima-Lab/MaskDiT: {'model', 'ema', 'opt', 'args'}, keys prefixed 'model.' (EDMPrecond).
   * any other safetensors file holding one of the state dicts above (needs `arch`).
 
-Files are read with `torch.load(weights_only=True)` unless the spec trusts them.
+Files are read with `torch.load(weights_only=True)`, which also admits argparse Namespaces (plain
+attribute bags: rebuilding one runs no code); anything else pickled needs `trust_checkpoint`.
+
+Parametrization (`resolve_parametrization`): what the file records wins; an explicit value that
+contradicts it is an error; a file that records nothing needs an explicit value. Records are the
+sgbench metadata, and the train files' own `args` (SiT's transport arguments; DiT's train.py has
+none and trains DDPM; Anima-Lab/MaskDiT train files are EDM). Nothing is guessed from names.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -37,6 +43,8 @@ from sgbench.models.registry import backbone_families, build_backbone, get_backb
 
 METADATA_KEY = "sgbench"
 TRUST_HINT = "if you trust this file, pass --trust-checkpoint (suite: trust_checkpoint: true)"
+# read without trust: argparse.Namespace is rebuilt by setting attributes, never by running code
+_SAFE_GLOBALS = [argparse.Namespace]
 # wrapper prefixes stripped when every key carries them: DDP, torch.compile, EDMPrecond, Denoiser
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
 # codebase names users may give as `family`: SiT and tread checkpoints are DiT-family layouts
@@ -91,6 +99,9 @@ class Checkpoint:
     fmt: str  # sgbench-safetensors | safetensors | sgbench-train | dit-train | maskdit | tread | plain
     meta: Optional[dict] = None  # sgbench metadata {"family", "config", "parametrization", ...}
     edm_wrapped: bool = False  # keys carried EDMPrecond's 'model.' prefix
+    args: Optional[dict] = None  # a train file's own 'args' (argparse Namespace or dict), as a dict
+    path: str = ""
+    entry: Optional[str] = None  # the top-level key the weights came from ('ema', 'model_state_dict', ...)
 
 
 def _one_line(e: BaseException) -> str:
@@ -98,20 +109,23 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def read_checkpoint(path, use_ema: bool = True, trust: bool = False) -> Checkpoint:
-    """Read any supported file into a bare state dict plus whatever metadata it carries."""
+def read_checkpoint(path, use_ema: bool = True, trust: bool = False, lazy: bool = False) -> Checkpoint:
+    """Read any supported file into a bare state dict plus whatever metadata it carries.
+
+    `lazy`: only what describes the file (safetensors: metadata and key names; torch files are
+    memory-mapped), for checks before anything is built."""
     p = require_file(path, "checkpoint")
     if p.suffix == ".safetensors":
-        return _read_safetensors(p)
+        return _read_safetensors(p, lazy)
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=not trust)
+        obj = _torch_load(p, trust, lazy)
     except pickle.UnpicklingError as e:
         if not trust and ("Unsupported global" in str(e) or "not an allowed global" in str(e)):
             found = re.search(r"GLOBAL ([\w.]+)", str(e))
             what = found.group(1) if found else "a Python object"
             raise UserError(
-                f"checkpoint {p} holds {what} besides tensors (MaskDiT/DiT/SiT train files store an argparse "
-                f"Namespace under 'args'), which torch.load(weights_only=True) refuses; {TRUST_HINT}"
+                f"checkpoint {p} holds {what} besides tensors, plain containers and argparse Namespaces, "
+                f"which torch.load(weights_only=True) refuses; {TRUST_HINT}"
             ) from None
         raise UserError(f"cannot read checkpoint {p}: {_one_line(e)}") from None
     except Exception as e:  # corrupt, truncated, not a torch file
@@ -119,13 +133,23 @@ def read_checkpoint(path, use_ema: bool = True, trust: bool = False) -> Checkpoi
     return _select(obj, p, use_ema)
 
 
-def _read_safetensors(p: Path) -> Checkpoint:
+def _torch_load(p: Path, trust: bool, mmap: bool):
+    with torch.serialization.safe_globals(_SAFE_GLOBALS):
+        if mmap:
+            try:
+                return torch.load(p, map_location="cpu", weights_only=not trust, mmap=True)
+            except RuntimeError:  # legacy (non-zip) torch files cannot be memory-mapped
+                pass
+        return torch.load(p, map_location="cpu", weights_only=not trust)
+
+
+def _read_safetensors(p: Path, lazy: bool = False) -> Checkpoint:
     try:
         from safetensors import safe_open
 
         with safe_open(str(p), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            sd = {k: f.get_tensor(k) for k in f.keys()}
+            sd = {k: (torch.empty(0) if lazy else f.get_tensor(k)) for k in f.keys()}
     except Exception as e:
         raise UserError(f"cannot read safetensors checkpoint {p}: {_one_line(e)}") from None
     meta = None
@@ -136,7 +160,7 @@ def _read_safetensors(p: Path) -> Checkpoint:
             raise UserError(f"checkpoint {p}: metadata '{METADATA_KEY}' is not valid JSON ({e})") from None
         _check_meta(meta, p)
     sd, edm = _strip_prefixes(sd)
-    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm)
+    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm, path=str(p))
 
 
 def _check_meta(meta, p) -> None:
@@ -152,11 +176,15 @@ def _select(obj, p: Path, use_ema: bool) -> Checkpoint:
     if not isinstance(obj, dict):
         raise UserError(f"checkpoint {p} holds a {type(obj).__name__}, not a state dict")
 
+    entry = None
+
     def pick(ema_key, model_key):
+        nonlocal entry
         has_ema = obj.get(ema_key) is not None  # sgbench train files store 'ema': None without EMA
         key = ema_key if (use_ema and has_ema) or obj.get(model_key) is None else model_key
         if not _is_state_dict(obj.get(key)):
             raise UserError(f"checkpoint {p}: entry '{key}' is not a state dict")
+        entry = key
         return obj[key]
 
     meta = None
@@ -179,7 +207,9 @@ def _select(obj, p: Path, use_ema: bool) -> Checkpoint:
         keys = ", ".join(list(map(str, obj))[:6])
         raise UserError(f"checkpoint {p} holds no recognised state dict (top-level keys: {keys})")
     sd, edm = _strip_prefixes(sd)
-    return Checkpoint(sd, fmt, meta, edm)
+    args = obj.get("args")
+    args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else None
+    return Checkpoint(sd, fmt, meta, edm, args, str(p), entry)
 
 
 def _train_meta(config: dict) -> dict:
@@ -343,25 +373,89 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], where: st
     raise UserError(f"checkpoint {where} does not fit {_describe(model, arch)}: {'; '.join(parts)}{hint}")
 
 
-def _parametrization(spec: ModelSpec, ck: Optional[Checkpoint], family: str) -> str:
-    if spec.parametrization != "auto":
-        return spec.parametrization
-    if ck is None:
-        return "velocity"
-    if ck.meta and ck.meta.get("parametrization"):
-        return ck.meta["parametrization"]
-    if ck.fmt == "tread":
+# ---- parametrization: recorded by the file, or given; never guessed ----------------------------
+
+#: which training code produces which parametrization (the error of an unrecorded file lists it)
+TRAINED_BY = {
+    "edm": "CompVis/tread train.py, Anima-Lab/MaskDiT",
+    "rf": "CompVis/tread rf.py",
+    "velocity": "willisma/SiT, sgbench train",
+    "ddpm": "facebookresearch/DiT",
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    value: str  # a PARAMETRIZATIONS name
+    source: str  # where the file records it, for messages
+
+
+def _sit_transport(args: dict) -> Recorded:
+    """willisma/SiT train args: `path_type` and `prediction` (its transport) say what was trained."""
+    path_type, prediction = args.get("path_type"), args.get("prediction")
+    if (path_type, prediction) != ("Linear", "velocity"):
         raise UserError(
-            "CompVis/tread checkpoints do not record whether edm.py (EDM) or rf.py (rectified flow, t=1 noise) "
-            "trained them: set parametrization to edm or rf"
+            f"this willisma/SiT train file records path_type {path_type!r} and prediction {prediction!r}; "
+            "sgbench samples SiT's Linear path with velocity prediction only"
         )
-    if family == "maskdit" or ck.fmt == "maskdit":
-        return "edm"
-    if spec.arch and spec.arch.startswith("SiT-"):
-        return "velocity"
-    if spec.arch and spec.arch.startswith("DiT-"):
-        return "ddpm"  # facebookresearch/DiT releases and train files
-    raise UserError(f"cannot tell how this model was trained: set parametrization ({', '.join(PARAMETRIZATIONS)})")
+    return Recorded("velocity", "its willisma/SiT train args (path_type Linear, prediction velocity)")
+
+
+def recorded_parametrization(ck: Checkpoint) -> Optional[Recorded]:
+    """The parametrization a file records about itself, or None (plain state dicts, tread files)."""
+    if ck.meta is not None:
+        value = ck.meta.get("parametrization")
+        if value is None:
+            return None
+        if value not in PARAMETRIZATIONS:
+            raise UserError(f"checkpoint {ck.path}: metadata parametrization {value!r} is not one of {', '.join(PARAMETRIZATIONS)}")
+        return Recorded(value, "its sgbench metadata")
+    args = ck.args or {}
+    if ck.fmt == "maskdit" and args:
+        # Anima-Lab's train files: every shipped config and released model is `precond: edm`
+        return Recorded("edm", "its Anima-Lab/MaskDiT train-file format (EDM)")
+    if ck.fmt == "dit-train" and args:
+        if "path_type" in args or "prediction" in args:
+            return _sit_transport(args)
+        if str(args.get("model", "")).startswith("DiT-"):
+            # facebookresearch/DiT's train.py: --model DiT-*, no transport args, DDPM only
+            return Recorded("ddpm", "its facebookresearch/DiT train args (DDPM)")
+    return None
+
+
+def _no_record_message(ck: Checkpoint) -> str:
+    what = {"tread": "a CompVis/tread training file", "plain": "a plain state dict", "safetensors": "a safetensors file",
+            "dit-train": "a DiT/SiT-style train file", "maskdit": "a MaskDiT-layout file without its train args"}
+    choices = "; ".join(f"{p} ({TRAINED_BY[p]})" for p in PARAMETRIZATIONS)
+    return (f"checkpoint {ck.path} ({what.get(ck.fmt, ck.fmt)}) does not record how it was trained: set parametrization "
+            f"(suite: model.parametrization, CLI: --parametrization) to one of {choices}; "
+            f"or make it an sgbench file once with `sgbench convert`")
+
+
+def check_model_spec(spec: ModelSpec) -> str:
+    """What `load_denoiser` would refuse about the file itself, checked cheaply before anything is
+    built (a run directory, a model): readable, recognised, parametrization recorded or given and
+    consistent. Returns the parametrization."""
+    ck = read_checkpoint(spec.checkpoint, spec.use_ema, spec.trust_checkpoint, lazy=True) if spec.checkpoint else None
+    return resolve_parametrization(spec, ck)
+
+
+def resolve_parametrization(spec: ModelSpec, ck: Optional[Checkpoint]) -> str:
+    """Recorded wins; an explicit value must agree with it; no record and no value is an error."""
+    explicit = None if spec.parametrization == "auto" else spec.parametrization
+    if ck is None:
+        return explicit or "velocity"  # a randomly initialised `arch` (demos, FLOP counting)
+    rec = recorded_parametrization(ck)
+    if rec is not None:
+        if explicit is not None and explicit != rec.value:
+            raise UserError(
+                f"checkpoint {ck.path} records parametrization {rec.value} ({rec.source}), but {explicit} was given: "
+                f"remove the explicit parametrization (or set it to {rec.value})"
+            )
+        return rec.value
+    if explicit is None:
+        raise UserError(_no_record_message(ck))
+    return explicit
 
 
 # ---- public entry points -----------------------------------------------------------------------
@@ -392,7 +486,7 @@ def load_backbone(spec: ModelSpec) -> tuple[nn.Module, Optional[Checkpoint], str
 def load_denoiser(spec: ModelSpec, device="cpu") -> Denoiser:
     """Build the backbone, load its weights and wrap it in the Denoiser of its parametrization."""
     model, ck, family = load_backbone(spec)
-    param = _parametrization(spec, ck, family)
+    param = resolve_parametrization(spec, ck)
     fam = get_backbone_family(family)
     edm_kw = dict(sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, sigma_data=spec.sigma_data) if param == "edm" else {}
     if fam.make_denoiser is not None:

@@ -84,10 +84,21 @@ MASKDIT_PRESETS = {
     for size, (d, h, nh) in {**_SIZES, "H": (32, 1280, 16)}.items()
     for p in (2, 4, 8)
 }
+# The paper's masking model (Table 1, Fig. 8; App. A.2 Table A2, App. C): a SiT-XL/2 encoder with
+# MaskDiT's decoder head (512 wide, 8 layers, 16 heads), selection ratio 0.5, trained by flow
+# matching with the MAE-FM loss (velocity, t = 0 noise): suites/train_masking.yaml trains it and
+# its file records `velocity`. The layout equals MaskDiT-XL/2's; Anima-Lab's MaskDiT-XL/2 is an
+# EDM model. MaskSiT-tiny is its CPU-sized sibling (suites/train_masking_tiny.yaml, tests).
+MASKDIT_PRESETS.update({
+    "MaskSiT-XL/2": dict(depth=28, hidden_size=1152, num_heads=16, patch_size=2,
+                         decoder_hidden_size=512, decoder_depth=8, decoder_num_heads=16),
+    "MaskSiT-tiny": dict(depth=4, hidden_size=64, num_heads=4, patch_size=4,
+                         decoder_hidden_size=32, decoder_depth=2, decoder_num_heads=4),
+})
 
 
 def maskdit_config(arch: str, **overrides) -> MaskDiTConfig:
-    """MaskDiTConfig for 'MaskDiT-XL/2' (or MaskDiT's own 'DiT-XL/2' naming) with overrides."""
+    """MaskDiTConfig for 'MaskDiT-XL/2' (or MaskDiT's own 'DiT-XL/2' naming), 'MaskSiT-XL/2', with overrides."""
     name = arch if arch.startswith("MaskDiT-") else "Mask" + arch if arch.startswith("DiT-") else arch
     if name not in MASKDIT_PRESETS:
         raise UserError(f"unknown MaskDiT architecture {arch!r}; known: {', '.join(sorted(MASKDIT_PRESETS))}")

@@ -65,6 +65,15 @@ class Stages:
         self._flops_warned = False
 
     # ---- loading ------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Checks of the model files that need no model built (readable, parametrization recorded
+        or given consistently), before the run directory exists."""
+        from sgbench.models.loading import check_model_spec
+
+        check_model_spec(model_spec(self.loaded))
+        if "suite.model.weak_checkpoint" in self.loaded.paths:
+            check_model_spec(model_spec(self.loaded, "weak_checkpoint"))
+
     def load(self) -> None:
         from sgbench.metrics.extractors import get_extractor
         from sgbench.models.loading import load_denoiser
