@@ -22,7 +22,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--checkpoint", help="model checkpoint (sgbench safetensors, DiT/SiT, tread, MaskDiT)")
     m.add_argument("--arch", help="architecture preset (e.g. SiT-XL/2) when the file carries no sgbench metadata")
-    m.add_argument("--parametrization", default="auto", help="velocity | rf | edm | auto (default)")
+    m.add_argument("--parametrization", default="auto",
+                   help="velocity | rf | edm | ddpm, for files that do not record it (auto, the default: the file's record)")
     m.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24)")
     m.add_argument("--num-classes", type=int, help="number of classes if not inferable")
     m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints holding Python objects")
@@ -44,7 +45,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--vae", help="diffusers AutoencoderKL directory for latent models (e.g. sd-vae-ft-ema)")
     s.add_argument("--rounding", default="round", help="round (DiT/SiT, default) | truncate (MaskDiT/tread)")
     s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda")
-    s.add_argument("--out", required=True, help="output FILE.npz (arr_0 uint8 NHWC, labels)")
+    s.add_argument("--out", required=True, help="output FILE.npz in ADM's layout (arr_0 uint8 NHWC images, arr_1 labels)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
 
@@ -128,7 +129,7 @@ def main(args) -> int:
         "checkpoint": args.checkpoint,
         "weak_checkpoint": args.weak_checkpoint if cfg.needs_weak_network else None,
         "arch": args.arch,
-        "parametrization": args.parametrization,
+        "parametrization": denoisers["main"].parametrization,  # as resolved (recorded by the file, or given)
         "routes": args.routes,
         "guidance": rule.describe(),
         "steps": args.steps,
