@@ -50,7 +50,9 @@ def main(args) -> int:
     out, meta = convert_checkpoint(spec, args.out, force=args.force)
     cfg = meta["config"]
     routes = ",".join(cfg.get("routes") or []) or "none"
+    src = meta["converted_from"]
+    entry = f" ({src['entry']})" if src.get("entry") else ""
     print(f"{out}: family {meta['family']}, parametrization {meta['parametrization']}, routes {routes}, "
-          f"from {meta['converted_from']['format']} ({meta['converted_from']['entry']})")
+          f"from {src['format']}{entry}")
     print(json.dumps({k: cfg[k] for k in sorted(cfg)}, sort_keys=True))
     return 0

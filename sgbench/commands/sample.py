@@ -1,6 +1,6 @@
 """`sgbench sample`: generate an ADM-format .npz with any guidance rule, on 1..K workers.
 
-    sgbench sample --checkpoint sit.pt --arch SiT-XL/2 --routes 2-24 --vae sd-vae-ft-ema \
+    sgbench sample --checkpoint sit-xl2-r2-24.safetensors --vae sd-vae-ft-ema \
         --guidance sg --omega 2.5 --gamma-strong 0.5 --gamma-weak 0.9 --num-samples 50000 \
         --batch-size 125 --out samples.npz
     torchrun --nproc_per_node 8 -m sgbench.cli sample ...   # same options, same bytes

@@ -428,8 +428,8 @@ def _no_record_message(ck: Checkpoint) -> str:
             "dit-train": "a DiT/SiT-style train file", "maskdit": "a MaskDiT-layout file without its train args"}
     choices = "; ".join(f"{p} ({TRAINED_BY[p]})" for p in PARAMETRIZATIONS)
     return (f"checkpoint {ck.path} ({what.get(ck.fmt, ck.fmt)}) does not record how it was trained: set parametrization "
-            f"(suite: model.parametrization, CLI: --parametrization) to one of {choices}; "
-            f"or make it an sgbench file once with `sgbench convert`")
+            f"(suite: model.parametrization, CLI: --parametrization) to one of {choices} "
+            f"(`sgbench convert SRC OUT.safetensors --parametrization P` records it once)")
 
 
 def check_model_spec(spec: ModelSpec) -> str:
