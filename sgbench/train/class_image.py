@@ -79,7 +79,7 @@ def _presets(family: str) -> dict:
 def _dit_config(m: ImageModelConfig, data, label_dropout: float):
     presets = _presets(m.family)
     if m.arch and m.arch not in presets:
-        raise UserError(f"config.model.arch: unknown {m.family} architecture {m.arch!r} (known: {', '.join(sorted(presets))})")
+        raise UserError(f"config.model.arch: unknown architecture {m.arch!r} for family {m.family} (known: {', '.join(sorted(presets))})")
     fields = dict(presets[m.arch]) if m.arch else {}
     c, h, w = data.shape
     if h != w:
