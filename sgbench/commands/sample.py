@@ -26,7 +26,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="velocity | rf | edm | ddpm, for files that do not record it (auto, the default: the file's record)")
     m.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24)")
     m.add_argument("--num-classes", type=int, help="number of classes if not inferable")
-    m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints holding Python objects")
+    m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints pickling Python objects other than tensors, containers and argparse Namespaces")
     m.add_argument("--weak-checkpoint", help="earlier checkpoint for ag / ag+sg (same architecture options)")
     g = p.add_argument_group("guidance")
     g.add_argument("--guidance", default=None, help="none | cfg | sg | cfg+sg | ag | ag+sg | icg (default none)")

@@ -93,7 +93,7 @@ class ModelConfig:
     weak_checkpoint: Optional[str] = None  # autoguidance's earlier checkpoint
     vae: Optional[str] = None  # local diffusers AutoencoderKL directory, for latent models
     use_ema: bool = True
-    trust_checkpoint: bool = False  # allow pickled train files (argparse Namespace under 'args')
+    trust_checkpoint: bool = False  # allow pickled Python objects besides tensors, containers, argparse Namespaces
     options: dict[str, Any] = field(default_factory=dict)  # further ModelSpec fields (num_classes, config, ...)
     text_encoder: dict[str, Any] = field(default_factory=dict)  # T2I: overrides of the stored encoder spec (path)
 
