@@ -107,8 +107,12 @@ def preset_family(arch: str) -> Optional[BackboneFamily]:
 
 
 def family_of_config(config) -> Optional[BackboneFamily]:
-    """The family whose config class `config` is an instance of (None for foreign configs)."""
-    for fam in _all_families():
+    """The family whose config class `config` is (else: an instance of); None for foreign configs."""
+    families = _all_families()
+    for fam in families:
+        if type(config) is fam.config_class:
+            return fam
+    for fam in families:
         if isinstance(config, fam.config_class):
             return fam
     return None
