@@ -62,6 +62,9 @@ class FakeStages:
     def gflops(self, setting):
         return 1.0 + (1.0 - num(setting.gamma_strong)) + (0 if setting.gamma_weak is None else 1 - num(setting.gamma_weak))
 
+    def gflops_attn(self, setting):
+        return self.gflops(setting) + 0.25
+
 
 def suite_file(tmp_path, **search) -> str:
     for f in ("m.safetensors", "c.safetensors"):
@@ -103,7 +106,7 @@ def test_grid_run_writes_baselines_and_every_grid_point_per_seed(tmp_path):
     assert all(float(r["gamma_strong"]) < float(r["gamma_weak"]) for r in sg)
     r = next(r for r in sg if r["omega"] == "3" and r["gamma_strong"] == "0.5")
     assert float(r["fd_classifier"]) == pytest.approx(10 * 1 + 20 * 0.5 + 100 / 16)  # value(setting) + 100 / n
-    assert float(r["gflops"]) == pytest.approx(1 + 0.5 + 0.1)
+    assert float(r["gflops"]) == pytest.approx(1 + 0.5 + 0.1) and float(r["gflops_attn"]) == pytest.approx(1.85)
     assert float(r["images_per_s"]) > 0 and r["n_samples"] == "16"
     assert (run_dir / "suite.yaml").is_file() and (run_dir / "env.json").is_file() and (run_dir / "study.db").is_file()
     assert (run_dir / "samples" / "s-0000.png").is_file()

@@ -165,7 +165,11 @@ def test_sample_command_decodes_latents_with_a_vae(tmp_path):
         (["--guidance", "xfg"], "unknown guidance method"),
         (["--guidance", "sg", "--omega", "2", "--gamma-strong", "0.9", "--gamma-weak", "0.5"], "gamma_strong < gamma_weak"),
         (["--guidance", "ag", "--omega", "2"], "--weak-checkpoint"),
-        (["--guidance", "cfg", "--omega", "-1"], "omega must be >= 0"),
+        (["--guidance", "cfg", "--omega", "-1"], "--omega: must be >= 0"),
+        (["--guidance", "cfg", "--omega", "50"], "--omega: must be <= 20"),  # the suites' bound, now the CLI's
+        (["--guidance", "cfg"], "--omega: required for guidance cfg"),
+        (["--guidance", "cfg", "--omega", "2", "--interval", "0.5,0.5"], "--interval: must satisfy 0 <= t_lo < t_hi"),
+        (["--guidance", "cfg", "--omega", "2", "--gamma-weak", "0.5"], "--gamma-weak: applies only to sg"),
         (["--solver", "rk4"], "unknown solver"),
         (["--labels", "odd"], "unknown --labels"),
         (["--num-samples", "0"], "--num-samples must be >= 1"),

@@ -16,7 +16,7 @@ from sgbench.errors import UserError
 from sgbench.models.t2i_dit import T2IDiT, t2i_config
 from sgbench.models.text_encoders import TextEncoderSpec
 from sgbench.run.main import run_suite
-from sgbench.run.setting import Setting
+from sgbench.guidance import GuidanceConfig
 from sgbench.run.t2i_stages import T2IStages
 from sgbench.t2i.model import load_t2i
 from sgbench.t2i.scoring import BenchmarkPrompts
@@ -119,7 +119,7 @@ def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
     loaded = load_suite(_write(tmp_path, _suite(tmp_path)))
     stages = T2IStages(loaded, "cpu", log=lambda m: None)
     stages.load()
-    setting = Setting("cfg+sg", 2.0, 0.2, 0.7)
+    setting = GuidanceConfig("cfg+sg", 2.0, 0.2, 0.7)
     whole = list(stages.stream(setting, 3, 0, 12))
     loaded.suite.sampler.batch_size = 4
     parts = list(stages.stream(setting, 3, 0, 5)) + list(stages.stream(setting, 3, 5, 12))
@@ -179,7 +179,7 @@ def test_hpsv3_suite_scores_through_the_worker(tmp_path, monkeypatch):
         (lambda s: s["sampler"].update(resolution=32), "does not match the model (16 px)"),
         (lambda s: s["methods"].append({"name": "ag", "method": "ag", "omega": 2.0}), "not supported for text-to-image"),
         (lambda s: s["methods"].append({"name": "s", "method": "sg", "omega": 2, "gamma_strong": 0.7,
-                                        "gamma_weak": 0.2}), "gamma_strong (0.7) must be < gamma_weak"),
+                                        "gamma_weak": 0.2}), "sg needs gamma_strong < gamma_weak (the weak branch is the sparser one), got 0.7 >= 0.2"),
     ],
 )
 def test_bad_t2i_suites_exit_2_with_one_line(tmp_path, capsys, change, expected):

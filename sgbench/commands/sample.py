@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sgbench.commands.guidance_args import add_guidance_arguments, add_solver_arguments, guidance_config
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -28,16 +30,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, help="number of classes if not inferable")
     m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints pickling Python objects other than tensors, containers and argparse Namespaces")
     m.add_argument("--weak-checkpoint", help="earlier checkpoint for ag / ag+sg (same architecture options)")
-    g = p.add_argument_group("guidance")
-    g.add_argument("--guidance", default=None, help="none | cfg | sg | cfg+sg | ag | ag+sg | icg (default none)")
-    g.add_argument("--preset", help="named setting: sg_flops | sg_fid (options given explicitly override it)")
-    g.add_argument("--omega", type=float, help="guidance scale (default 1 = no guidance effect)")
-    g.add_argument("--gamma-strong", help="sparsity of the strong branch: float or linear:A:B / cosine:A:B")
-    g.add_argument("--gamma-weak", help="sparsity of the weak branch (sg, cfg+sg, ag+sg)")
-    g.add_argument("--interval", help="guide only for t in T_LO,T_HI (t=0 noise, t=1 data)")
+    add_guidance_arguments(p)
     s = p.add_argument_group("sampling")
-    s.add_argument("--steps", type=int, default=40, help="solver steps (default 40)")
-    s.add_argument("--solver", default="euler", help="euler (default) | heun")
+    add_solver_arguments(s)
     s.add_argument("--num-samples", type=int, required=True)
     s.add_argument("--batch-size", type=int, default=32, help="per worker; also the shard size (default 32)")
     s.add_argument("--seed", type=int, default=0)
@@ -48,16 +43,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output FILE.npz in ADM's layout (arr_0 uint8 NHWC images, arr_1 labels)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
-
-
-def guidance_config(args):
-    from sgbench.guidance import GuidanceConfig, preset
-
-    fields = dict(omega=args.omega, gamma_strong=args.gamma_strong, gamma_weak=args.gamma_weak, interval=args.interval)
-    if args.preset:
-        return preset(args.preset, method=args.guidance, **fields)
-    fields = {k: v for k, v in fields.items() if v is not None}
-    return GuidanceConfig(method=args.guidance or "none", **fields)
 
 
 def model_spec(args, checkpoint):
@@ -81,8 +66,6 @@ def _check_args(args) -> None:
         raise UserError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.steps < 1:
-        raise UserError(f"--steps must be >= 1, got {args.steps}")
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must name a .npz file, got {args.out}")
     if Path(args.out).exists() and not args.overwrite:
@@ -105,7 +88,7 @@ def main(args) -> int:
     _check_args(args)
     cfg = guidance_config(args)
     rule = build_rule(cfg)
-    check_rule(rule, args.steps, args.solver)
+    check_rule(rule, args.steps, args.solver)  # also: steps >= 1, a known solver
     if args.labels not in LABEL_MODES:
         raise UserError(f"unknown --labels {args.labels!r}; known: {', '.join(LABEL_MODES)}")
     if cfg.needs_weak_network and not args.weak_checkpoint:

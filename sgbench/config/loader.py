@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sgbench.config.files import FileRef, require_all, resolve_path
-from sgbench.config.schema import AG_METHODS, Suite
+from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
+from sgbench.guidance.vocabulary import method_spec
 
 ROOT = "suite"
 
@@ -92,8 +93,8 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
     m = suite.model
     ck = resolve_path(m.checkpoint, base_dir)
     refs.append(FileRef(f"{ROOT}.model.checkpoint", ck, "file", _how(ck, HOW["checkpoint"])))
-    uses_weak = any(x.method in AG_METHODS for x in suite.methods) or (
-        suite.search is not None and suite.search.method in AG_METHODS)
+    uses_weak = any(x.needs_weak_network for x in suite.methods) or (
+        suite.search is not None and method_spec(suite.search.method).needs_weak_network)
     if m.weak_checkpoint and uses_weak:
         refs.append(FileRef(f"{ROOT}.model.weak_checkpoint", resolve_path(m.weak_checkpoint, base_dir), "file",
                             HOW["weak_checkpoint"]))

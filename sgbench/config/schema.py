@@ -12,16 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from sgbench.config.typed import fail
+from sgbench.errors import FieldError
+from sgbench.guidance.vocabulary import (DEFAULT_SEARCH, SEARCHABLE, GuidanceConfig, check_omega, method_spec, parse_gamma,
+                                         parse_interval)
 
-METHODS = ("none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg")
-SPARSE_METHODS = ("sg", "cfg+sg", "ag+sg")  # two gammas, strong < weak
-AG_METHODS = ("ag", "ag+sg")  # need model.weak_checkpoint
-OMEGA_MAX = 20.0  # guidance scales above this are typos, not experiments
-SCHEDULE_KINDS = ("linear", "cosine")
 INCEPTION_METRICS = ("fid", "sfid", "is", "precision", "recall")
 COST_METRICS = ("gflops", "images_per_s")
 
-Gamma = Union[float, str]  # a rate in [0, 1) or a schedule 'cosine:START:END'
+
+def _checked(path: str, check, *args):
+    """Run a vocabulary check; its FieldError becomes one line at the suite key `path`."""
+    try:
+        return check(*args)
+    except FieldError as e:
+        fail(path, e.message)
 
 
 # T2I benchmark kinds -> the scorer that measures them (its name prefixes the metric columns)
@@ -45,42 +49,6 @@ def metric_keys(extractor: str) -> tuple[str, ...]:
 
 def lower_is_better(metric: str) -> bool:
     return metric in ("fid", "sfid", "gflops") or metric.startswith("fd_")
-
-
-def parse_gamma(value: Gamma, path: str) -> tuple[str, float, float]:
-    """('const', g, g) or (kind, start, end); every rate must lie in [0, 1)."""
-    if isinstance(value, str):
-        parts = value.split(":")
-        if len(parts) != 3 or parts[0] not in SCHEDULE_KINDS:
-            fail(path, f"expected a rate in [0, 1) or a schedule like 'cosine:0.6:0.0' ({'|'.join(SCHEDULE_KINDS)}), got {value!r}")
-        try:
-            start, end = float(parts[1]), float(parts[2])
-        except ValueError:
-            fail(path, f"schedule {value!r} has a start or end that is not a number")
-        kind = parts[0]
-    else:
-        kind, start, end = "const", float(value), float(value)
-    for v in (start, end):
-        if not (0.0 <= v < 1.0) or math.isnan(v):
-            fail(path, f"sparsity rate must be in [0, 1), got {v:g}")
-    return kind, start, end
-
-
-def _check_omega(value: float, path: str) -> None:
-    if math.isnan(value) or value < 0:
-        fail(path, "must be >= 0")
-    if value > OMEGA_MAX:
-        fail(path, f"must be <= {OMEGA_MAX:g} (guidance scale)")
-
-
-def _check_interval(interval: Optional[list[float]], path: str) -> None:
-    if interval is None:
-        return
-    if len(interval) != 2:
-        fail(path, f"expected [t_lo, t_hi], got {len(interval)} values")
-    lo, hi = interval
-    if not (0.0 <= lo < hi <= 1.0):
-        fail(path, f"must satisfy 0 <= t_lo < t_hi <= 1, got [{lo:g}, {hi:g}]")
 
 
 @dataclass
@@ -125,39 +93,6 @@ class SamplerConfig:
 
 
 @dataclass
-class MethodConfig:
-    """One fixed guidance setting (a baseline row, or a named SG operating point)."""
-
-    name: str
-    method: Literal["none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg"]
-    omega: float = 1.0
-    gamma_strong: Gamma = 0.0  # for 'none': the single branch's sparsity; cfg/ag/icg: both branches'
-    gamma_weak: Optional[Gamma] = None  # sg, cfg+sg, ag+sg only (required there)
-    interval: Optional[list[float]] = None  # guide only for t in [t_lo, t_hi]
-    schedule: str = ""  # label for reports, e.g. 'cosine'; derived from the gammas when empty
-
-    def check(self, path: str) -> None:
-        if not self.name.strip():
-            fail(f"{path}.name", "must not be empty")
-        _check_omega(self.omega, f"{path}.omega")
-        gs = parse_gamma(self.gamma_strong, f"{path}.gamma_strong")
-        if self.method not in SPARSE_METHODS:
-            if self.gamma_weak is not None:
-                fail(f"{path}.gamma_weak", f"applies only to {', '.join(SPARSE_METHODS)}; {self.method} runs at gamma_strong")
-            gw = gs
-        elif self.gamma_weak is None:
-            fail(f"{path}.gamma_weak", f"required for {self.method} (the weak branch's sparsity, > gamma_strong)")
-        else:
-            gw = parse_gamma(self.gamma_weak, f"{path}.gamma_weak")
-        if self.method in SPARSE_METHODS and gs[0] == gw[0] == "const" and gs[1] >= gw[1]:
-            fail(path, f"gamma_strong ({gs[1]:g}) must be < gamma_weak ({gw[1]:g}) for {self.method}")
-        _check_interval(self.interval, f"{path}.interval")
-        if not self.schedule:
-            kinds = sorted({k for k, _, _ in (gs, gw) if k != "const"})
-            self.schedule = "+".join(kinds)
-
-
-@dataclass
 class RangeConfig:
     low: float
     high: float
@@ -195,10 +130,7 @@ class SpaceConfig:
                     fail(sub, "must list at least one value")
                 ends = [(f"{sub}[{i}]", x) for i, x in enumerate(v)]
             for p, x in ends:
-                if name == "omega":
-                    _check_omega(x, p)
-                elif not 0.0 <= x < 1.0:
-                    fail(p, f"sparsity rate must be in [0, 1), got {x:g}")
+                _checked(p, check_omega if name == "omega" else parse_gamma, x)
         if self.bounds("gamma_strong")[0] >= self.bounds("gamma_weak")[1]:
             fail(path, "no point of the space has gamma_strong < gamma_weak")
 
@@ -229,7 +161,7 @@ class PruningConfig:
 @dataclass
 class SearchConfig:
     space: SpaceConfig = field(default_factory=SpaceConfig)
-    method: Literal["sg", "cfg+sg", "ag+sg"] = "sg"
+    method: str = DEFAULT_SEARCH  # a method with two rates: sgbench.guidance.vocabulary.SEARCHABLE
     sampler: Literal["grid", "tpe", "random", "multi-objective"] = "grid"
     objective: Optional[str] = None  # metric to optimise; default: the extractor's FD/FID
     objectives: Optional[list[str]] = None  # multi-objective; default [objective, gflops]
@@ -238,10 +170,14 @@ class SearchConfig:
     storage: Optional[str] = None  # Optuna RDB URL; default sqlite:///<run_dir>/study.db
     study_name: Optional[str] = None  # default: the run name
     seed: int = 0  # sampler seed (TPE, random, NSGA-II)
-    interval: Optional[list[float]] = None
-    schedule: str = ""
+    interval: Optional[list[float]] = None  # guide only for t in [t_lo, t_hi]
+    schedule: str = ""  # report label of the searched settings
 
     def check(self, path: str) -> None:
+        if _checked(f"{path}.method", method_spec, self.method).name not in SEARCHABLE:
+            fail(f"{path}.method", f"must be one of {', '.join(SEARCHABLE)} (a method with two sparsity rates), "
+                                   f"got {self.method!r}")
+        _checked(f"{path}.interval", parse_interval, self.interval)
         if self.budget is not None and self.budget < 1:
             fail(f"{path}.budget", "must be >= 1")
         if self.sampler != "grid" and self.budget is None:
@@ -262,7 +198,6 @@ class SearchConfig:
             fail(f"{path}.storage", f"expected an Optuna RDB URL (sqlite:///..., postgresql://..., mysql://...), got {self.storage!r}")
         if self.objectives is not None and len(self.objectives) < 2:
             fail(f"{path}.objectives", "multi-objective needs at least two metrics")
-        _check_interval(self.interval, f"{path}.interval")
 
 
 @dataclass
@@ -293,9 +228,15 @@ class MetricsConfig:
     weights: Optional[str] = None  # feature extractor weights file
     batch_size: int = 250  # extractor batch
     keys: Optional[list[str]] = None  # metric columns to record; default: all of the extractor's
-    gflops: bool = True
-    attention_flops: bool = True  # count attention-score matmuls, as the published DiT/SiT GFLOPs do
+    gflops: bool = True  # columns gflops (fvcore's count, as the paper's tables) and gflops_attn
     throughput: Literal["sampling", "off"] = "sampling"
+
+    @staticmethod
+    def coerce(data: Any) -> Any:
+        if isinstance(data, dict) and "attention_flops" in data:
+            fail("suite.metrics.attention_flops", "removed: every trial records both GFLOPs counts, gflops "
+                 "(fvcore's count without attention-score matmuls, as the paper's tables) and gflops_attn (with them)")
+        return data
 
     def check(self, path: str) -> None:
         if self.n_samples is not None and self.n_samples < 2:
@@ -376,7 +317,8 @@ class Suite:
     threads: int = 0  # CPU threads for torch (0: torch's default); 1 is fastest on a busy 2-core machine
     seeds: list[int] = field(default_factory=lambda: [0])
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    methods: list[MethodConfig] = field(default_factory=list)
+    # each entry a labelled guidance config (`name` = its trials.csv label), validated by GuidanceConfig
+    methods: list[GuidanceConfig] = field(default_factory=list)
     search: Optional[SearchConfig] = None
 
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -395,7 +337,7 @@ class Suite:
                 fail(f"{path}.metrics.reference", "a text-to-image suite is scored by its benchmark; remove reference")
             self.metrics.extractor = self.benchmark.scorer
             for m in (*self.methods, self.search):
-                if m is not None and m.method in AG_METHODS:
+                if m is not None and method_spec(m.method).needs_weak_network:
                     fail(f"{path}.benchmark", f"{m.method} is not supported for text-to-image suites yet")
         else:
             if self.metrics.reference is None:
@@ -405,16 +347,18 @@ class Suite:
         self.metrics.check_keys(f"{path}.metrics")
         names = set()
         for i, m in enumerate(self.methods):
+            if not m.name.strip():
+                fail(f"{path}.methods[{i}].name", "required: the setting's label (trials.csv column `label`)")
             if m.name in names:
                 fail(f"{path}.methods[{i}].name", f"duplicate method name {m.name!r}")
             names.add(m.name)
-            if m.method in AG_METHODS and not self.model.weak_checkpoint:
+            if m.needs_weak_network and not self.model.weak_checkpoint:
                 fail(f"{path}.methods[{i}].method", f"{m.method} needs model.weak_checkpoint (an earlier checkpoint)")
         if not self.methods and self.search is None:
             fail(path, "nothing to run: give methods, search, or both")
         s = self.search
         if s is not None:
-            if s.method in AG_METHODS and not self.model.weak_checkpoint:
+            if method_spec(s.method).needs_weak_network and not self.model.weak_checkpoint:
                 fail(f"{path}.search.method", f"{s.method} needs model.weak_checkpoint (an earlier checkpoint)")
             known = self.metrics.metric_keys + COST_METRICS
             if s.objective is None:

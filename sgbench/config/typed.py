@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from sgbench.errors import UserError
+from sgbench.errors import FieldError, UserError
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -197,6 +197,8 @@ def from_dict(cls: type, data: Any, path: str) -> Any:
             fail(sub, f"required key missing ({_type_name(hints[name])})")
     try:
         obj = cls(**kwargs)
+    except FieldError as e:  # a __post_init__ check about one field: name its key path
+        raise UserError(f"{path}.{e.key}: {e.message}") from None
     except UserError as e:  # a __post_init__ check: make sure the message names the section
         msg = str(e)
         raise UserError(msg if msg.startswith(path) else f"{path}: {msg}") from None

@@ -4,7 +4,7 @@ Public API (imported lazily so `import sgbench.metrics` stays cheap):
   frechet_distance, inception_score, InceptionScoreStream, precision_recall, manifold_radii,
   FeatureStats, GaussianStats, register_extractor, get_extractor, available_extractors,
   ImageMetricAccumulator, metric_names, ReferenceSet, load_reference,
-  gflops_per_image, guidance_branch_gammas, schedule_values, measure_throughput, ThroughputRecord,
+  average_flops, FlopsReport, measure_throughput, ThroughputRecord,
   load_lpips, lpips_distance.
 """
 
@@ -29,9 +29,7 @@ _LAZY = {
     "metric_names": "accumulator",
     "ReferenceSet": "reference",
     "load_reference": "reference",
-    "gflops_per_image": "flops",
-    "guidance_branch_gammas": "flops",
-    "schedule_values": "flops",
+    "average_flops": "flops",
     "FlopsReport": "flops",
     "measure_throughput": "throughput",
     "ThroughputRecord": "throughput",

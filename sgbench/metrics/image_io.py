@@ -134,7 +134,7 @@ def iter_images(path, batch_size: int = 64, limit: Optional[int] = None) -> Iter
 def read_npz_labels(path, n: int) -> Optional[np.ndarray]:
     """Class labels stored next to the images (`arr_1` in guided-diffusion and sgbench sample files;
     `labels` in older sgbench files), else None."""
-    from sgbench.sampling.npz import labels_key
+    from sgbench.npz_layout import labels_key
 
     p = Path(path)
     key = None if p.is_dir() else labels_key(npz_keys(p))

@@ -37,9 +37,8 @@ import torch.nn as nn
 
 from sgbench.errors import UserError, require_file
 from sgbench.models.denoiser import PARAMETRIZATIONS, Denoiser, make_denoiser
-from sgbench.models.dit import Route, dit_config
-from sgbench.models.maskdit import MASKDIT_PRESETS, maskdit_config
-from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family
+from sgbench.models.dit import Route
+from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family, preset_family
 
 METADATA_KEY = "sgbench"
 TRUST_HINT = "if you trust this file, pass --trust-checkpoint (suite: trust_checkpoint: true)"
@@ -48,7 +47,8 @@ _SAFE_GLOBALS = [argparse.Namespace]
 # wrapper prefixes stripped when every key carries them: DDP, torch.compile, EDMPrecond, Denoiser
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
 # codebase names users may give as `family`: SiT and tread checkpoints are DiT-family layouts
-FAMILY_ALIASES = {"sit": "dit", "tread": "dit"}
+# ('t2i_dit': the T2I family's name in early sgbench files)
+FAMILY_ALIASES = {"sit": "dit", "tread": "dit", "t2i_dit": "t2i"}
 
 
 @dataclass
@@ -67,6 +67,7 @@ class ModelSpec:
     use_ema: bool = True
     trust_checkpoint: bool = False  # allow full pickles (torch.load(weights_only=False))
     config: dict = field(default_factory=dict)  # further backbone config overrides (e.g. num_heads)
+    text_encoder: dict = field(default_factory=dict)  # T2I: overrides of the stored text encoder spec (path)
     sigma_min: float = 0.002  # EDM: t is clamped to sigma in [sigma_min, sigma_max]
     sigma_max: float = 80.0
     sigma_data: float = 0.5
@@ -236,61 +237,39 @@ def _strip_prefixes(sd: dict) -> tuple[dict, bool]:
 # ---- architecture from spec + weights ----------------------------------------------------------
 
 def _family_of(spec: ModelSpec, ck: Optional[Checkpoint]) -> str:
+    """The spec's family, else the file's record, else the layout of its weights, else the family
+    whose presets name `arch` (DiT/SiT by default)."""
     if spec.family != "auto":
         return spec.family
     if ck is not None and ck.meta:
-        return ck.meta["family"]
-    if spec.arch and (spec.arch.startswith("MaskDiT-") or spec.arch in MASKDIT_PRESETS):
-        return "maskdit"
-    if ck is not None and any(k.startswith("decoder_blocks.") for k in ck.state_dict):
-        return "maskdit"
-    return "dit"
+        return FAMILY_ALIASES.get(ck.meta["family"], ck.meta["family"])
+    if ck is not None:
+        for name in backbone_families():
+            detect = get_backbone_family(name).detect
+            if detect is not None and detect(ck.state_dict):
+                return name
+    owner = preset_family(spec.arch) if spec.arch else None
+    return owner.name if owner is not None else "dit"
 
 
-def _infer_dit(sd: Mapping[str, torch.Tensor], patch: int) -> dict:
-    """Config fields that the weights determine (only used where the spec leaves them None)."""
-    out = {}
-    w = sd.get("x_embedder.proj.weight")
-    if w is not None and w.dim() == 4:
-        out["in_channels"] = int(w.shape[1])
-    pos = sd.get("pos_embed")
-    if pos is not None and pos.dim() == 3:
-        side = int(round(pos.shape[1] ** 0.5))
-        if side * side == pos.shape[1]:
-            out["input_size"] = side * patch
-    lin = sd.get("final_layer.linear.weight")
-    if lin is not None and "in_channels" in out:
-        out["learn_sigma"] = int(lin.shape[0]) == 2 * patch * patch * out["in_channels"]
-    return out
-
-
-def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Tensor]) -> dict:
-    if family not in ("dit", "maskdit"):
-        raise UserError(f"{family} checkpoints must be sgbench files (with '{METADATA_KEY}' metadata)")
+def _preset_config(family: str, spec: ModelSpec) -> dict:
     if spec.arch is None:
         raise UserError(
             "checkpoint has no sgbench metadata: set arch (e.g. SiT-XL/2, DiT-B/2, MaskDiT-XL/2) "
             f"and, if not the defaults, num_classes/input_size"
         )
-    base = (maskdit_config if family == "maskdit" else dit_config)(spec.arch).to_dict()
-    base.update(spec.config)
-    inferred = _infer_dit(sd, int(base["patch_size"]))
-    if family == "dit":
-        emb = sd.get("y_embedder.embedding_table.weight")
-        if emb is not None and emb.dim() == 2:
-            inferred["num_classes"] = int(emb.shape[0]) - 1  # DiT/SiT/tread always carry the null row
-    else:
-        emb = sd.get("y_embedder.embedding_table.weight")
-        if emb is not None and emb.dim() == 2:
-            inferred["num_classes"] = int(emb.shape[1])
-        dpos = sd.get("decoder_pos_embed")
-        if dpos is not None and dpos.dim() == 3:
-            inferred["decoder_hidden_size"] = int(dpos.shape[2])
-        depth = {int(k.split(".")[1]) for k in sd if k.startswith("decoder_blocks.")}
-        if depth:
-            inferred["decoder_depth"] = max(depth) + 1
-        inferred["mask_token"] = "mask_token" in sd
-    for k, v in inferred.items():
+    cfg = get_backbone_family(family).make_config(spec.arch).to_dict()
+    cfg.update(spec.config)  # unknown keys fail where the backbone is built, as one line
+    return cfg
+
+
+def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Tensor]) -> dict:
+    """The preset's config with the fields the weights determine (explicit `spec.config` wins)."""
+    infer = get_backbone_family(family).config_from_weights
+    if infer is None:
+        raise UserError(f"{family} checkpoints must be sgbench files (with '{METADATA_KEY}' metadata)")
+    base = _preset_config(family, spec)
+    for k, v in infer(base, sd).items():
         if k not in spec.config and v is not None:
             base[k] = v
     return base
@@ -303,11 +282,10 @@ def _apply_spec(cfg: dict, spec: ModelSpec, family: str) -> dict:
         if getattr(spec, name) is not None:
             cfg[name] = getattr(spec, name)
     if spec.routes is not None:
-        if family == "maskdit":
-            if spec.routes:
-                raise UserError("MaskDiT masks before its encoder; it takes no routes")
-        else:
+        if get_backbone_family(family).takes_routes:
             cfg["routes"] = list(spec.routes)
+        elif spec.routes:
+            raise UserError(f"{family} masks before its encoder; it takes no routes")
     return cfg
 
 
@@ -465,16 +443,15 @@ def load_backbone(spec: ModelSpec) -> tuple[nn.Module, Optional[Checkpoint], str
     ck = read_checkpoint(spec.checkpoint, spec.use_ema, spec.trust_checkpoint) if spec.checkpoint else None
     family = _family_of(spec, ck)
     if ck is not None and ck.meta:
-        if ck.meta["family"] != family:
+        recorded = FAMILY_ALIASES.get(ck.meta["family"], ck.meta["family"])
+        if recorded != family:
             raise UserError(f"checkpoint {spec.checkpoint} holds a {ck.meta['family']} model, not {family}")
         cfg = dict(ck.meta["config"])
         cfg.update(spec.config)
     elif ck is not None:
         cfg = _config_from_weights(family, spec, ck.state_dict)
     else:
-        if family not in ("dit", "maskdit"):
-            raise UserError(f"a {family} model needs a checkpoint")
-        cfg = (maskdit_config if family == "maskdit" else dit_config)(spec.arch, **spec.config).to_dict()
+        cfg = _preset_config(family, spec)
     cfg = _apply_spec(cfg, spec, family)
     model = build_backbone(family, cfg)
     if ck is not None:
@@ -490,7 +467,7 @@ def load_denoiser(spec: ModelSpec, device="cpu") -> Denoiser:
     fam = get_backbone_family(family)
     edm_kw = dict(sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, sigma_data=spec.sigma_data) if param == "edm" else {}
     if fam.make_denoiser is not None:
-        den = fam.make_denoiser(model, param, **edm_kw)
+        den = fam.make_denoiser(model, param, spec=spec, meta=ck.meta if ck else None, device=device, **edm_kw)
     else:
         c = model.config
         den = make_denoiser(model, param, c.num_classes, (c.in_channels, c.input_size, c.input_size), **edm_kw)

@@ -8,12 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sgbench.guidance.vocabulary import is_unguided, method_display_name
 from sgbench.report.metrics import COST_COLUMNS, SE_SUFFIX, higher_is_better, is_metric
-
-METHOD_NAMES = {"none": "Unguided", "cfg": "CFG", "sg": "SG", "cfg+sg": "CFG+SG", "ag": "AG",
-                "ag+sg": "AG+SG", "icg": "ICG"}
-# Methods whose (gamma_strong, gamma_weak) plane is searched: these get heatmaps.
-SPARSE_METHODS = ("sg", "cfg+sg", "ag+sg")
 
 
 @dataclass(frozen=True)
@@ -29,7 +25,7 @@ class Setting:
 
     @property
     def method_name(self) -> str:
-        return METHOD_NAMES.get(self.method, self.method)
+        return method_display_name(self.method)
 
     @property
     def numeric_gammas(self) -> bool:
@@ -148,8 +144,8 @@ def best(summaries: list[Summary], column: str) -> Summary | None:
 
 
 def unguided_reference(summaries: list[Summary]) -> Summary | None:
-    """The unguided setting ΔGFLOPs is measured against: method 'none', dense if present."""
-    nones = [s for s in summaries if s.setting.method == "none" and "gflops" in s.stats]
+    """The unguided setting ΔGFLOPs is measured against: the unguided method, dense if present."""
+    nones = [s for s in summaries if is_unguided(s.setting.method) and "gflops" in s.stats]
     dense = [s for s in nones if s.setting.gamma_strong in (None, 0.0)]
     pool = dense or nones
     if not pool:

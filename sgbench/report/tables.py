@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sgbench.report.aggregate import (METHOD_NAMES, Summary, best, better, summarise,
+from sgbench.guidance.vocabulary import method_display_name, method_order
+from sgbench.report.aggregate import (Summary, best, better, summarise,
                                       unguided_reference)
 from sgbench.report.metrics import (arrow, display_name, higher_is_better, metric_order,
                                      number_format, primary_metric)
 from sgbench.report.runs import Run, train_sparsity
 
-_METHOD_ORDER = {m: i for i, m in enumerate(METHOD_NAMES)}
 
 
 @dataclass
@@ -120,16 +120,16 @@ def selected_rows(rs: RunSummaries) -> list[tuple[Cell, Summary]]:
     baseline-beating) setting per searched method."""
     summaries, primary = rs.summaries, rs.primary
     baselines = sorted((s for s in summaries if s.role == "baseline"),
-                       key=lambda s: (_METHOD_ORDER.get(s.setting.method, 99), s.setting.sort_key()))
+                       key=lambda s: (method_order(s.setting.method), s.setting.sort_key()))
     rows = [(Cell(s.setting.method_name), s) for s in baselines]
     searched = [s for s in summaries if s.role != "baseline"]
     if primary is None:
         return rows + [(Cell(s.setting.method_name), s) for s in searched]
     best_base = best(baselines, primary)
-    methods = sorted({s.setting.method for s in searched}, key=lambda m: (_METHOD_ORDER.get(m, 99), m))
+    methods = sorted({s.setting.method for s in searched}, key=lambda m: (method_order(m), m))
     for method in methods:
         group = [s for s in searched if s.setting.method == method]
-        name = METHOD_NAMES.get(method, method)
+        name = method_display_name(method)
         top = best(group, primary)
         if top is None:
             continue
@@ -269,7 +269,7 @@ def settings_table(all_rs: list[RunSummaries]) -> Table | None:
         def key(s):
             q = s.mean(primary) if primary else math.nan
             q = -q if primary and higher_is_better(primary) else q
-            return (_METHOD_ORDER.get(s.setting.method, 99), s.setting.method,
+            return (method_order(s.setting.method), s.setting.method,
                     math.inf if math.isnan(q) else q, s.setting.sort_key())
 
         rows += [(rs, s) for s in sorted(rs.summaries, key=key)]

@@ -4,7 +4,8 @@
     run_dir = run_suite("suites/quickstart.yaml", out="results", resume=False, name=None)
 
 Modules: main (wiring), pipeline (the trial loop), stages (the adapter to models, sampling and
-metrics), rundir + env (results/<run>/), setting (one guidance setting), progress (bar + ETA).
+metrics), flops (GFLOPs of a guided sampler, shared with `sgbench flops`), rundir + env (results/<run>/),
+progress (bar + ETA). A trial's setting is a `sgbench.guidance.GuidanceConfig`.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
+from sgbench.guidance.vocabulary import GuidanceConfig
 from sgbench.run.progress import Progress, fmt_duration
-from sgbench.run.setting import Setting
 from sgbench.search import study as st
 from sgbench.search.space import PARAMS, grid_points, suggest, values
 from sgbench.search.store import collect_rows, write_trials_csv
@@ -62,7 +62,7 @@ class Runner:
         s = self.suite
         if self.studies.baselines is not None:
             st.seed_queue(self.studies.baselines,
-                          [({"baseline": m.name}, {"setting": Setting.from_method(m).to_dict(),
+                          [({"baseline": m.name}, {"setting": m.to_dict(),
                                                    "trial_id": f"b-{m.name}"}) for m in s.methods])
         if self.studies.search is not None and s.search.sampler == "grid":
             points = grid_points(s.search.space)
@@ -122,18 +122,18 @@ class Runner:
             return st.pop_queued(self.studies.search)
         return st.ask_within_budget(self.studies.search, search.budget)
 
-    def search_setting(self, trial) -> Setting:
+    def search_setting(self, trial) -> GuidanceConfig:
         s = self.suite.search
         if s.sampler == "grid":  # fixed params popped from the queue: suggest returns them
             point = {p: float(trial.suggest_categorical(p, values(getattr(s.space, p)))) for p in PARAMS}
         else:
             point = suggest(trial, s.space)
         interval = tuple(s.interval) if s.interval else None
-        return Setting(s.method, point["omega"], point["gamma_strong"], point["gamma_weak"], interval, s.schedule)
+        return GuidanceConfig(s.method, point["omega"], point["gamma_strong"], point["gamma_weak"], interval, s.schedule)
 
     def _run_trial(self, study: optuna.Study, trial, role: str) -> None:
         if role == "baseline":
-            setting = Setting.from_dict(trial.user_attrs["setting"])
+            setting = GuidanceConfig.from_dict(trial.user_attrs["setting"])
             trial_id = trial.user_attrs["trial_id"]
             trial.suggest_categorical("baseline", [m.name for m in self.suite.methods])
         else:
@@ -179,7 +179,7 @@ class Runner:
         p = self.suite.search.pruning if self.suite.search else None
         return ([*p.fidelities, n] if (prune and p is not None) else [n])
 
-    def evaluate(self, setting: Setting, trial_id: str, trial, prune: bool) -> Outcome:
+    def evaluate(self, setting: GuidanceConfig, trial_id: str, trial, prune: bool) -> Outcome:
         seeds = self.suite.seeds
         started = time.perf_counter()
         accs = {seed: self.stages.accumulator(trial_id=trial_id, seed=seed) for seed in seeds}
@@ -225,7 +225,8 @@ class Runner:
         if self.suite.metrics.throughput == "off":
             ips = math.nan
         rows = [{"trial_id": trial_id, **setting.columns(), "n_samples": done, "seed": seed, **metrics[seed],
-                 "gflops": gflops, "images_per_s": ips, "duration_s": round(time.perf_counter() - started, 3)}
+                 "gflops": gflops, "gflops_attn": self.stages.gflops_attn(setting), "images_per_s": ips,
+                 "duration_s": round(time.perf_counter() - started, 3)}
                 for seed in seeds]
         values = self._objective(metrics, setting, gflops, ips)
         note = ", ".join(f"{k}={np.mean([m[k] for m in metrics.values()]):.4g}"
@@ -236,7 +237,7 @@ class Runner:
             return Outcome(rows, TrialState.FAIL, None, f"objective not finite: {note}")
         return Outcome(rows, state, values, note)
 
-    def _objective(self, metrics: dict, setting: Setting, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
+    def _objective(self, metrics: dict, setting: GuidanceConfig, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
         s = self.suite.search
         keys = (s.objectives or [s.objective]) if s else [self.suite.metrics.metric_keys[0]]
         out = []

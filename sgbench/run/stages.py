@@ -15,7 +15,7 @@ import numpy as np
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
-from sgbench.run.setting import Setting
+from sgbench.guidance.vocabulary import GuidanceConfig
 
 
 def pick_device(choice: str) -> str:
@@ -61,6 +61,7 @@ class Stages:
         self.device = device
         self.log = log
         self.denoisers: dict = {}
+        self._rules: dict = {}
         self._gflops: dict = {}
         self._flops_warned = False
 
@@ -116,14 +117,18 @@ class Stages:
         return self.denoisers["main"].num_classes
 
     # ---- guidance and sampling ----------------------------------------------------------
-    def rule(self, setting: Setting):
-        from sgbench.guidance import GuidanceConfig, build_rule
+    def rule(self, setting: GuidanceConfig):
+        """The setting's GuidanceRule, built and checked against the sampler once per setting."""
+        if setting not in self._rules:
+            from sgbench.guidance import build_rule
+            from sgbench.sampling.solvers import check_rule
 
-        cfg = GuidanceConfig(setting.method, omega=setting.omega, gamma_strong=setting.gamma_strong,
-                             gamma_weak=setting.gamma_weak, interval=setting.interval)
-        return build_rule(cfg)
+            rule = build_rule(setting)
+            check_rule(rule, self.suite.sampler.steps, self.suite.sampler.solver)
+            self._rules[setting] = rule
+        return self._rules[setting]
 
-    def stream(self, setting: Setting, seed: int, start: int, stop: int) -> Iterator[tuple]:
+    def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
         """Batches (indices, uint8 NHWC images, labels) of samples start..stop-1 of `seed`."""
         import torch
 
@@ -147,42 +152,51 @@ class Stages:
         values = acc.compute(self.reference)
         return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
 
-    def gflops(self, setting: Setting) -> float:
-        """GFLOPs of one guided velocity evaluation per image, averaged over the model evaluations."""
+    def gflops(self, setting: GuidanceConfig) -> float:
+        """GFLOPs of one guided velocity evaluation per image, averaged over the model evaluations
+        (fvcore's count, the paper's convention); NaN where not counted."""
+        report = self._flops(setting)
+        return math.nan if report is None else report.gflops
+
+    def gflops_attn(self, setting: GuidanceConfig) -> float:
+        """The same count with the attention-score matmuls (trials.csv `gflops_attn`)."""
+        report = self._flops(setting)
+        return math.nan if report is None else report.gflops_attn
+
+    def _flops(self, setting: GuidanceConfig):
         if not self.suite.metrics.gflops:
-            return math.nan
+            return None
         key = (setting.method, setting.omega, setting.gamma_strong, setting.gamma_weak, setting.interval)
         if key not in self._gflops:
             self._gflops[key] = self._count_gflops(setting)
         return self._gflops[key]
 
-    def _warn_flops(self, message: str) -> float:
+    def _warn_flops(self, message: str) -> None:
         if not self._flops_warned:
             warnings.warn(message)
             self._flops_warned = True
-        return math.nan
 
     def _flops_inputs(self) -> dict:
         """Extra inputs of the FLOP count (T2I: the text length)."""
         return {}
 
-    def _count_gflops(self, setting: Setting) -> float:
-        from sgbench.metrics.flops import SUPPORTED_CONFIGS, gflops_per_image
-        from sgbench.sampling.solvers import evaluation_schedule
+    def _count_gflops(self, setting: GuidanceConfig):
+        from sgbench.models.registry import family_of_config
+        from sgbench.run.flops import guided_flops
 
+        rule = self.rule(setting)
+        configs = {n: getattr(self.denoisers[n].backbone, "config", None) for n in rule.networks}
+        foreign = [type(c).__name__ for c in configs.values() if family_of_config(c) is None]
+        if foreign:  # a backbone without a registered family (and so without a FLOP model)
+            self._warn_flops(f"GFLOPs not counted for this backbone ({foreign[0]}): the FLOP models cover the "
+                             "registered families (DiT/SiT, MaskDiT, T2I DiT)")
+            return None
         sp = self.suite.sampler
-        evals = [tuple(g for _net, _cond, g in branches) for branches in
-                 evaluation_schedule(self.rule(setting), sp.steps, sp.solver)]
-        config = getattr(self.denoisers["main"].backbone, "config", None)
-        if not isinstance(config, SUPPORTED_CONFIGS):  # DiT/SiT (+ TREAD routes), MaskDiT and T2I DiT are counted
-            return self._warn_flops(f"GFLOPs not counted for this backbone ({type(config).__name__}): "
-                                    "the FLOP counter supports DiT/SiT, MaskDiT and T2I DiT configs")
-        try:
-            # averaged over the evaluations, which may mix 1 and 2 passes (guidance intervals)
-            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops,
-                                    **self._flops_inputs()).gflops
+        try:  # averaged over the evaluations, which may mix 1 and 2 passes (guidance intervals)
+            return guided_flops(configs, rule, sp.steps, sp.solver, **self._flops_inputs())
         except UserError as e:  # e.g. a gamma > 0 for a DiT without routes
-            return self._warn_flops(f"GFLOPs not counted for this setting ({type(config).__name__}): {e}")
+            self._warn_flops(f"GFLOPs not counted for this setting ({type(configs['main']).__name__}): {e}")
+            return None
 
 
 def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
-from sgbench.run.setting import Setting
+from sgbench.guidance.vocabulary import GuidanceConfig
 from sgbench.run.stages import Stages
 
 
@@ -49,20 +49,21 @@ class T2IStages(Stages):
             raise UserError(f"suite.sampler.resolution {want} does not match the model ({side} px)")
 
     def load(self) -> None:
-        from sgbench.t2i.model import load_t2i
+        from sgbench.models.loading import load_denoiser
+        from sgbench.run.stages import model_spec
 
         b, s = self.benchmark, self.suite
         if self.prompts is None:
             self.validate()
         items = self.prompts.items
-        methods = [m.method for m in s.methods] + ([s.search.method] if s.search else [])
-        pool = self.prompts.prompts if "icg" in methods else None  # ICG's random conditions
-        encoder = dict(s.model.text_encoder)
+        spec = model_spec(self.loaded)
+        spec.text_encoder = dict(s.model.text_encoder)
         if "suite.model.text_encoder.path" in self.loaded.paths:  # resolved like every suite path
-            encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
-        denoiser, self.encoder, _ = load_t2i(self.loaded.paths["suite.model.checkpoint"], self.device,
-                                             encoder or None, pool)
-        self.denoisers["main"] = denoiser
+            spec.text_encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
+        denoiser = load_denoiser(spec, self.device)  # the T2I family builds its text encoder
+        if any(m.needs_random_condition for m in s.methods):  # ICG's random conditions
+            denoiser.use_prompt_pool(self.prompts.prompts)
+        self.denoisers["main"], self.encoder = denoiser, denoiser.text_encoder
         self.decoder = None
         vae = self.loaded.paths.get("suite.model.vae")
         if vae is not None:
@@ -146,7 +147,7 @@ class T2IStages(Stages):
         return 0
 
     # ---- sampling -----------------------------------------------------------------------
-    def stream(self, setting: Setting, seed: int, start: int, stop: int) -> Iterator[tuple]:
+    def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
         """Batches (positions, uint8 NHWC images, sample ids) of stream positions start..stop-1."""
         import torch
 

@@ -2,7 +2,7 @@
 
 ADM's layout (openai/guided-diffusion `image_sample.py` writes it, its `evaluator.py` reads it):
 `arr_0` uint8 images [N, H, W, 3], `arr_1` int64 class labels [N]. sgbench's sample files use
-exactly these names (`IMAGES`, `LABELS`); files of older sgbench versions stored labels as
+exactly these names (`IMAGES`, `LABELS`, from `sgbench.npz_layout`); files of older sgbench versions stored labels as
 `labels` and are still read (`npz_labels`).
 
 `np.savez` stamps the wall-clock time into the zip headers, so two identical runs give
@@ -24,13 +24,7 @@ import numpy as np
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 TMP_SUFFIX = ".tmp"
-IMAGES, LABELS = "arr_0", "arr_1"  # ADM's member names
-LEGACY_LABELS = "labels"  # sgbench sample files before ADM's layout
-
-
-def labels_key(keys) -> Optional[str]:
-    """The member of an .npz (given its array names) that holds class labels, or None."""
-    return LABELS if LABELS in keys else LEGACY_LABELS if LEGACY_LABELS in keys else None
+from sgbench.npz_layout import IMAGES, LABELS, LEGACY_LABELS, labels_key  # noqa: F401 (re-exported)
 
 
 class Streamed:

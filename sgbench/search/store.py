@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from sgbench.search.study import Studies, counted_trials
 
 LEAD = ["trial_id", "role", "method", "gamma_strong", "gamma_weak", "omega", "schedule", "n_samples", "seed"]
-TAIL = ["gflops", "images_per_s", "status"]
+TAIL = ["gflops", "gflops_attn", "images_per_s", "status"]  # gflops: the paper's count; _attn: + attention scores
 EXTRA = ["label", "interval", "duration_s"]  # after the design's columns; readers may ignore them
 
 STATUS = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
