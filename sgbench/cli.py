@@ -59,9 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"sgbench {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C (130), or sgbench run's SIGTERM handling (143)
         print(f"sgbench {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)
+    except Exception:  # a bug: the traceback helps, but never with a credential in it
+        import traceback
+
+        from sgbench.secrets import redact
+
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sgbench.config.files import FileRef, require_all, resolve_path
+from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
 from sgbench.config.schema import AG_METHODS, Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
+from sgbench.secrets import redact_url, register_url
 
 ROOT = "suite"
 
@@ -45,13 +46,23 @@ class LoadedSuite:
     source: Path  # the YAML file
     text: str  # its text, as read
     paths: dict[str, Path] = field(default_factory=dict)  # key path -> resolved file
+    paths_storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
 
     def path(self, key: str) -> Path | None:
         return self.paths.get(key)
 
     def snapshot(self) -> dict:
-        """The suite as loaded (defaults filled in), for results/<run>/suite.yaml."""
-        return to_dict(self.suite)
+        """The suite as loaded (defaults filled in, credentials masked), for results/<run>/suite.yaml."""
+        data = to_dict(self.suite)
+        if data.get("search") and data["search"].get("storage"):
+            data["search"]["storage"] = redact_url(data["search"]["storage"])
+        return data
+
+    @property
+    def storage(self) -> str | None:
+        """search.storage with ${VAR} expanded (keep passwords out of suite files: ${PGPASSWORD})."""
+        s = self.suite.search
+        return self.paths_storage if s is not None and s.storage else None
 
 
 def parse_yaml(text: str, source: str):
@@ -142,6 +153,11 @@ def load_suite(path, check_files: bool = True) -> LoadedSuite:
         check_extractor(suite.metrics.extractor)
     base_dir = source.resolve().parent
     refs = file_refs(suite, base_dir)
+    storage = None
+    if suite.search is not None and suite.search.storage:
+        storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
+        register_url(storage)
     if check_files:
         require_all(refs)
-    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs})
+    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs},
+                       paths_storage=storage)
