@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._main(args) or 0)
+        code = int(args._main(args) or 0)
+        if argv is None:  # this process is the command: its work is recorded, a signal while the
+            _ignore_signals()  # interpreter shuts down must not turn the exit code into a kill
+        return code
     except UserError as e:
         print(f"sgbench {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -69,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
 
         print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return 1
+
+
+def _ignore_signals() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ METHODS = ("none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "flops",
         help="GFLOPs per image of one guided velocity evaluation (fvcore convention)",
@@ -26,16 +28,16 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="TREAD routes START-END (0-based, inclusive), e.g. 2-24 (DiT/SiT, T2I). T2I presets "
                    "have their own routes (TR-DiT-2.5B: 2-30), kept unless --routes is given; --routes "
                    "with no value removes them")
-    p.add_argument("--text-len", type=int, default=None,
+    p.add_argument("--text-len", type=L.count_arg(1, 1_000_000), default=None,
                    help="text tokens L the cross-attention and text adapter see (required for T2I archs; "
                    "the frozen text encoder is not counted)")
     p.add_argument("--guidance", choices=METHODS, default="none")
     p.add_argument("--gamma-strong", default=None,
                    help="sparsity of the strong (conditional) branch (MaskDiT: its masking rate)")
     p.add_argument("--gamma-weak", default=None, help="sparsity of the weak branch (sg, cfg+sg, ag+sg)")
-    p.add_argument("--steps", type=int, default=40, help="sampling steps (schedules are evaluated per step)")
-    p.add_argument("--input-size", type=int, default=None, help="latent side (default 32 = 256 px with SD-VAE)")
-    p.add_argument("--num-classes", type=int, default=None, help="class count (default 1000)")
+    p.add_argument("--steps", type=L.count_arg(1, L.MAX_STEPS), default=40, help="sampling steps (schedules are evaluated per step)")
+    p.add_argument("--input-size", type=L.count_arg(1, L.MAX_IMAGE_SIDE), default=None, help="latent side (default 32 = 256 px with SD-VAE)")
+    p.add_argument("--num-classes", type=L.count_arg(1, L.MAX_CLASSES), default=None, help="class count (default 1000)")
     p.add_argument("--no-attention", action="store_true",
                    help="leave out attention-score products (fvcore's plain count of an SDPA model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "sample",
         help="generate samples with a guidance rule into an ADM-format .npz (resumable, torchrun-ready)",
@@ -24,7 +26,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--arch", help="architecture preset (e.g. SiT-XL/2) when the file carries no sgbench metadata")
     m.add_argument("--parametrization", default="auto", help="velocity | rf | edm | auto (default)")
     m.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24)")
-    m.add_argument("--num-classes", type=int, help="number of classes if not inferable")
+    m.add_argument("--num-classes", type=L.count_arg(1, L.MAX_CLASSES), help="number of classes if not inferable")
     m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints holding Python objects")
     m.add_argument("--weak-checkpoint", help="earlier checkpoint for ag / ag+sg (same architecture options)")
     g = p.add_argument_group("guidance")
@@ -35,11 +37,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--gamma-weak", help="sparsity of the weak branch (sg, cfg+sg, ag+sg)")
     g.add_argument("--interval", help="guide only for t in T_LO,T_HI (t=0 noise, t=1 data)")
     s = p.add_argument_group("sampling")
-    s.add_argument("--steps", type=int, default=40, help="solver steps (default 40)")
+    s.add_argument("--steps", type=L.count_arg(1, L.MAX_STEPS), default=40, help="solver steps (default 40)")
     s.add_argument("--solver", default="euler", help="euler (default) | heun")
-    s.add_argument("--num-samples", type=int, required=True)
-    s.add_argument("--batch-size", type=int, default=32, help="per worker; also the shard size (default 32)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-samples", type=L.count_arg(1, L.MAX_SAMPLES), required=True)
+    s.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=32, help="per worker; also the shard size (default 32)")
+    s.add_argument("--seed", type=L.count_arg(0, 2**63 - 1), default=0)
     s.add_argument("--labels", default="balanced", help="balanced (index %% classes, default) | random")
     s.add_argument("--vae", help="diffusers AutoencoderKL directory for latent models (e.g. sd-vae-ft-ema)")
     s.add_argument("--rounding", default="round", help="round (DiT/SiT, default) | truncate (MaskDiT/tread)")

@@ -75,14 +75,17 @@ def parse_yaml(text: str, source: str):
 # Files that ship with sgbench, and the command that rebuilds each one.
 SHIPPED = {
     "assets/quickstart/model.safetensors": "the shipped quickstart model: rebuild it with "
-                                           "`sgbench train suites/train_quickstart.yaml`",
+                                           "`sgbench train suites/train_quickstart.yaml` and copy "
+                                           "runs/train_quickstart/model.safetensors here",
     "assets/quickstart/classifier.safetensors": "the shipped quickstart classifier: rebuild it with "
-                                                "`sgbench train suites/train_classifier.yaml`",
+                                                "`sgbench train suites/train_classifier.yaml` and copy "
+                                                "runs/train_classifier/classifier.safetensors here",
     "assets/quickstart/model_step1000.safetensors": "the shipped early quickstart checkpoint (AG's weak network): "
                                                     "rebuild it with `sgbench train suites/train_quickstart.yaml "
-                                                    "--export-step 1000 OUT`",
+                                                    "--export-step 1000 OUT` and copy OUT here",
     "assets/t2i_shapes/model.safetensors": "the shipped T2I quickstart model: rebuild it with "
-                                          "`sgbench train suites/train_t2i_shapes.yaml`",
+                                          "`sgbench train suites/train_t2i_shapes.yaml` and copy "
+                                          "runs/t2i_shapes_train/model.safetensors here",
 }
 
 

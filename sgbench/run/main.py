@@ -102,22 +102,20 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
         log(f"loaded models, {'benchmark' if suite.benchmark else 'extractor and reference'} in "
             f"{time.perf_counter() - t0:.1f}s")
 
+    def open_run_studies(run_dir: Path):
+        """The run's studies (its own study.db unless the suite names a shared storage), opened by
+        rank 0 before the other ranks join, so they never race to create the database."""
+        opened = studies or _open(loaded, default_storage(run_dir), run_dir.name, rank)
+        if studies is None:
+            _check_study_suite(opened, loaded, "the run's study.db")
+        for _, study in opened.all():
+            record_suite(study, rundir.comparable(loaded.snapshot()))
+        return opened
+
     env = environment(device, argv)
-    run_dir, fresh = _claim_or_join(loaded, root, run_name, target, env, log, rank, size)
+    run_dir, studies = _claim_or_join(loaded, root, run_name, target, env, log, rank, size, open_run_studies)
     interrupts.check()
     log(f"sgbench run: {suite.name} -> {run_dir} on {device}")
-    try:
-        if studies is None:
-            studies = _open(loaded, default_storage(run_dir), run_dir.name, rank)
-            _check_study_suite(studies, loaded, "the run's study.db")
-        for _, study in studies.all():
-            record_suite(study, rundir.comparable(loaded.snapshot()))
-    except BaseException:
-        if fresh:  # nothing ran yet: a refused run leaves nothing behind
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
     stages.run_dir = run_dir  # where stages keep per-trial files (T2I images)
 
     from sgbench.run.pipeline import Runner, RunOptions
@@ -186,32 +184,44 @@ def _check_study_suite(studies, loaded, where: str) -> None:
                                 "use the same suite, or a new study_name for a new experiment")
 
 
-def _claim_or_join(loaded, root: Path, run_name: str, target, env: dict, log, rank: int, size: int):
-    """(run directory, created now?): rank 0 (or a single worker) claims or resumes it; under
-    torchrun the other ranks receive it through the launch's rendezvous store and join it."""
+def _claim_or_join(loaded, root: Path, run_name: str, target, env: dict, log, rank: int, size: int, open_studies):
+    """(run directory, its studies): rank 0 (or a single worker) claims or resumes the directory and
+    opens the studies; under torchrun the other ranks then receive the directory through the
+    launch's rendezvous store and join it. A directory claimed now is removed again if its studies
+    cannot be opened (a refused run leaves nothing behind)."""
+    import shutil
+
     from sgbench.run import rundir
 
-    def own() -> tuple[Path, bool]:
+    def own() -> tuple[Path, object]:
         if target is not None:
             rundir.record_resume(target, env)
-            return target, False
-        return rundir.claim(root, run_name, loaded, env, log), True
+            return target, open_studies(target)
+        path = rundir.claim(root, run_name, loaded, env, log)
+        try:
+            return path, open_studies(path)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
 
     if size <= 1:
         return own()
     store = rundir.rendezvous_store()
     if rank == 0:
+        import atexit
+
+        atexit.register(rundir.await_joins, store)  # keep a store rank 0 hosts until every rank has read it
         try:
-            path, fresh = own()
+            path, studies = own()
         except BaseException as e:
             rundir.publish(store, None, str(e) or type(e).__name__)
             raise
         rundir.publish(store, path)
-        return path, fresh
+        return path, studies
     path = rundir.await_run_dir(store)
     rundir.check_same_suite(path, loaded, "joining worker")
     rundir.record_resume(path, env)
-    return path, False
+    return path, open_studies(path)
 
 
 def report_builder(cfg):

@@ -244,15 +244,29 @@ def publish(store, run_dir: Optional[Path], error: str = "") -> None:
 
 
 def await_run_dir(store, timeout_s: float = 3600.0) -> Path:
+    """Rank > 0: the run directory rank 0 published (then tells rank 0 it has it)."""
     from datetime import timedelta
 
     rank, _ = world()
     try:
         store.wait(["run_dir"], timedelta(seconds=timeout_s))
         info = json.loads(store.get("run_dir").decode())
+        store.set(f"joined/{rank}", "1")
     except Exception as e:
         raise UserError(f"rank {rank}: rank 0 did not create the run directory ({str(e).splitlines()[0]})") from None
     if info.get("error") or not info.get("path"):
         raise UserError(f"rank {rank}: rank 0 stopped before the run started: {info.get('error') or 'no run directory'}")
     return Path(info["path"])
+
+
+def await_joins(store, timeout_s: float = 120.0) -> None:
+    """Rank 0, before it exits: when rank 0 hosts the store, the other ranks must have read the
+    run directory first (a rank that died before joining is waited for at most `timeout_s`)."""
+    from datetime import timedelta
+
+    _, size = world()
+    try:
+        store.wait([f"joined/{r}" for r in range(1, size)], timedelta(seconds=timeout_s))
+    except Exception:
+        pass
 

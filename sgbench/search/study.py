@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -110,22 +111,59 @@ def _sqlite_connect(path: str):
     return connect
 
 
+class _SQLiteStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose trial state changes are atomic across the processes of one machine.
+
+    Optuna takes a queued trial, and finishes one, by reading its state and then writing the new
+    one; on PostgreSQL/MySQL the read locks the row (SELECT ... FOR UPDATE), but SQLite has no
+    row locks and its driver runs the read outside the write transaction, so two workers could
+    both take one queued trial (measured: two workers popping one queue). Here every state
+    change holds an exclusive lock on `<db>.lock` (flock) from the read to the commit.
+    """
+
+    def __init__(self, url: str, lock_path: str, **kwargs):
+        self._lock_path = lock_path
+        self._thread_lock = threading.Lock()
+        super().__init__(url, **kwargs)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        import fcntl
+
+        with self._thread_lock, open(self._lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def set_trial_state_values(self, trial_id, state, values=None):
+        with self._locked():
+            return super().set_trial_state_values(trial_id, state, values)
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    kwargs = {}
+    kwargs, cls = {}, optuna.storages.RDBStorage
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        kwargs["engine_kwargs"] = {"creator": _sqlite_connect(url[len("sqlite:///"):])}
-    try:
-        with _quiet():
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=heartbeat_s(),
-                grace_period=grace_s(),
-                heartbeat_stale_trial_callback=requeue,
-                **kwargs,
-            )
-    except Exception as e:  # bad URL, missing driver, unreachable server, read-only file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open Optuna storage {redact_url(url)!r}: {redact(first)}") from None
+        path = url[len("sqlite:///"):]
+        kwargs["engine_kwargs"] = {"creator": _sqlite_connect(path)}
+        kwargs["lock_path"], cls = f"{path}.lock", _SQLiteStorage
+    for attempt in range(3):  # workers starting together may race to create the schema: retry
+        try:
+            with _quiet():
+                return cls(
+                    url,
+                    heartbeat_interval=heartbeat_s(),
+                    grace_period=grace_s(),
+                    heartbeat_stale_trial_callback=requeue,
+                    **kwargs,
+                )
+        except Exception as e:  # bad URL, missing driver, unreachable server, read-only file
+            if attempt < 2 and "already exists" in str(e):
+                time.sleep(0.5 + attempt)
+                continue
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"cannot open Optuna storage {redact_url(url)!r}: {redact(first)}") from None
 
 
 @dataclass
@@ -298,7 +336,8 @@ def _has_heartbeat(storage, trial_id: int) -> bool:
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    with _create_scoped_session(storage.scoped_session) as session:
+    rdb = getattr(storage, "_backend", storage)  # optuna wraps an RDBStorage in a _CachedStorage
+    with _create_scoped_session(rdb.scoped_session) as session:
         return models.TrialHeartbeatModel.where_trial_id(trial_id, session) is not None
 
 
