@@ -47,7 +47,7 @@ def redact_url(url: str) -> str:
 def register_url(url: str) -> str:
     """Register the password of `url` (if any) and return the redacted URL."""
     password = url_password(url)
-    if password:
+    if password and "${" not in password:  # an unexpanded ${VAR} is not the secret; its value is
         register(password)
         from urllib.parse import unquote
 

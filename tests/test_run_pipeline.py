@@ -268,3 +268,41 @@ def test_a_suite_of_fixed_methods_only_runs_each_once(tmp_path):
     sg = got[-1]
     assert (sg["gamma_strong"], sg["gamma_weak"], sg["schedule"], sg["label"]) == (
         "cosine:0.0:0.6", "cosine:0.6:0.0", "cosine", "SG_FID")
+
+
+def test_throughput_follows_one_rule_for_every_trial(tmp_path):
+    """A slow first batch (warm-up) and a last partial batch never enter images_per_s: a baseline
+    that fits in one batch and a pruned search trial measure the same speed as any other trial."""
+    from sgbench.config.loader import load_suite
+    from sgbench.run.pipeline import Runner, RunOptions
+    from sgbench.search.study import default_storage, open_studies
+
+    clock = [0.0]
+
+    class Timed(FakeStages):
+        first = True
+
+        def stream(self, setting, seed, start, stop):
+            for batch in super().stream(setting, seed, start, stop):
+                # 10 ms per image per guidance pass; the process's first batch pays 1 s of warm-up
+                passes = 1 if setting.method == "none" else 2
+                clock[0] += 0.01 * len(batch[0]) * passes + (1.0 if Timed.first else 0.0)
+                Timed.first = False
+                yield batch
+
+    path = suite_file(tmp_path, pruning={"fidelities": [8], "pruner": "median"})
+    data = yaml.safe_load(open(path))
+    data["sampler"]["batch_size"] = 16  # = n_samples: every baseline is one batch
+    open(path, "w").write(yaml.safe_dump(data))
+    loaded = load_suite(path, check_files=False)
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    s = loaded.suite
+    studies = open_studies(default_storage(run_dir), "run", s.directions, s.search, True)
+    runner = Runner(loaded, run_dir, Timed(loaded, "cpu", print), studies,
+                    RunOptions(progress=False, clock=lambda: clock[0]), log=lambda m: None)
+    runner.run()
+    got = rows(run_dir)
+    assert {r["status"] for r in got} == {"complete", "pruned"}
+    for r in got:
+        assert float(r["images_per_s"]) == pytest.approx(100.0 if r["method"] == "none" else 50.0), r["trial_id"]

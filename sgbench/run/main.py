@@ -39,6 +39,25 @@ def _log_to_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _HeldLog:
+    """Log lines (credentials masked) held back until the run directory exists: a refused run
+    prints its one error line and nothing else."""
+
+    def __init__(self, sink):
+        self.sink, self.held = sink, []
+
+    def __call__(self, msg: str) -> None:
+        if self.held is None:
+            self.sink(redact(msg))
+        else:
+            self.held.append(msg)
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for msg in held:
+            self(msg)
+
+
 def run_suite(suite_path, out="results", resume: bool = False, name=None, max_trials=None,
               report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None,
               retry_failed: Optional[bool] = None) -> RunResult:
@@ -48,11 +67,7 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
     retry_failed: re-queue failed trials first (default: with --resume). SIGINT and SIGTERM
     raise `sgbench.run.signals.RunInterrupted` after re-queuing the trial in progress.
     """
-    sink = log or _log_to_stderr
-
-    def say(msg: str) -> None:
-        sink(redact(msg))
-
+    say = _HeldLog(log or _log_to_stderr)
     interrupts = Interrupts()
     with interrupts.installed():
         return _run(suite_path, Path(out), resume, name, max_trials, report, progress,
@@ -116,6 +131,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     run_dir, studies = _claim_or_join(loaded, root, run_name, target, env, log, rank, size, open_run_studies)
     interrupts.check()
     log(f"sgbench run: {suite.name} -> {run_dir} on {device}")
+    log.release()
     stages.run_dir = run_dir  # where stages keep per-trial files (T2I images)
 
     from sgbench.run.pipeline import Runner, RunOptions
