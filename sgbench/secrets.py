@@ -37,9 +37,10 @@ def url_password(url: str) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """`scheme://user:***@host/db` (a URL without a password is returned as is)."""
+    """`scheme://user:***@host/db` (a URL without a password, or whose password is a ${VAR}
+    reference, is returned as is)."""
     m = _URL_PASSWORD.match(url or "")
-    if not m or not m.group("password"):
+    if not m or not m.group("password") or m.group("password").startswith("${"):
         return url
     return f"{m.group('head')}{MASK}{m.group('tail')}"
 

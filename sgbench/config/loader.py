@@ -46,7 +46,7 @@ class LoadedSuite:
     source: Path  # the YAML file
     text: str  # its text, as read
     paths: dict[str, Path] = field(default_factory=dict)  # key path -> resolved file
-    paths_storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
+    storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
 
     def path(self, key: str) -> Path | None:
         return self.paths.get(key)
@@ -57,12 +57,6 @@ class LoadedSuite:
         if data.get("search") and data["search"].get("storage"):
             data["search"]["storage"] = redact_url(data["search"]["storage"])
         return data
-
-    @property
-    def storage(self) -> str | None:
-        """search.storage with ${VAR} expanded (keep passwords out of suite files: ${PGPASSWORD})."""
-        s = self.suite.search
-        return self.paths_storage if s is not None and s.storage else None
 
 
 def parse_yaml(text: str, source: str):
@@ -163,4 +157,4 @@ def load_suite(path, check_files: bool = True) -> LoadedSuite:
     if check_files:
         require_all(refs)
     return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs},
-                       paths_storage=storage)
+                       storage=storage)

@@ -71,7 +71,9 @@ def _failed_lines(run: Run, lines: list[str]) -> None:
     bad = run.trials[run.trials["status"] != "complete"]
     if bad.empty:
         return
-    ids = ", ".join(f"{md_escape(t)} ({s})" for t, s in zip(bad["trial_id"], bad["status"]))
+    errors = bad["error"] if "error" in bad.columns else [""] * len(bad)
+    ids = ", ".join(f"{md_escape(t)} ({s}{': ' + md_escape(e) if e else ''})"
+                    for t, s, e in zip(bad["trial_id"], bad["status"], errors))
     lines += [f"Not complete in {md_escape(run.name)}: {ids}.", ""]
 
 

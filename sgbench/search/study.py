@@ -227,10 +227,10 @@ def seed_queue(study: optuna.Study, items: list[tuple[dict, dict]]) -> int:
     were added."""
     if study.user_attrs.get(SEEDED):
         return 0
-    have = {t.user_attrs.get(WORK) for t in study.get_trials(deepcopy=False)}
+    have = {t.user_attrs[WORK] for t in study.get_trials(deepcopy=False) if WORK in t.user_attrs}
     added = 0
     for params, attrs in items:
-        if attrs.get(WORK) not in have:
+        if attrs.get(WORK) is None or attrs[WORK] not in have:
             study.enqueue_trial(params, user_attrs=attrs)
             added += 1
     study.set_user_attr(SEEDED, True)
