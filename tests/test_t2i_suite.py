@@ -220,3 +220,25 @@ def test_the_t2i_quickstart_runs_end_to_end(tmp_path):
     assert len(list((tmp_path / "results" / "t2i_quickstart" / "images" / "b-sg" / "seed0").glob("*/samples/*.png"))) == 268
     report = (tmp_path / "reports" / "t2i_quickstart" / "report.md").read_text()
     assert "## GenEval per tag" in report
+
+
+def test_an_interrupted_t2i_run_resumes(tmp_path, monkeypatch):
+    """T2I suites fill in metrics.n_samples from the prompts: --resume compares the same snapshot."""
+    from sgbench.run.t2i_stages import T2IStages
+
+    suite = _write(tmp_path, _suite(tmp_path))
+    real = T2IStages.stream
+    calls = []
+
+    def stream(self, *a):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a)
+
+    monkeypatch.setattr(T2IStages, "stream", stream)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out=tmp_path / "results", progress=False, log=lambda m: None)
+    monkeypatch.setattr(T2IStages, "stream", real)
+    result = run_suite(suite, out=tmp_path / "results", progress=False, log=lambda m: None, resume=True)
+    assert result.exit_code == 0 and {r["status"] for r in _rows(result.run_dir)} == {"complete"}

@@ -88,6 +88,13 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     run_name = name or suite.name
     rundir.check_run_root(root, run_name)
     rank, size = rundir.world()
+    device = pick_device(suite.device)
+    if suite.threads:
+        import torch
+
+        torch.set_num_threads(suite.threads)
+    stages = make_stages(loaded, device, log, stages_factory)
+    stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
     target = None
     if resume and rank == 0:
         target = rundir.existing_run(root, run_name)
@@ -96,14 +103,6 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     builder = report_builder(suite.report) if report and suite.report.enabled and rank == 0 else None
     if builder is not None:
         check_report_target(loaded, root, target, run_name)
-
-    device = pick_device(suite.device)
-    if suite.threads:
-        import torch
-
-        torch.set_num_threads(suite.threads)
-    stages = make_stages(loaded, device, log, stages_factory)
-    stages.validate()  # cheap input checks (prompt files, sample counts)
 
     shared = loaded.storage is not None
     studies = None
