@@ -26,15 +26,17 @@ def test_a_registered_password_is_masked_in_every_message():
     assert secrets.redact("p@ssw0rdq and p%40ssw0rdq") == "*** and ***"
 
 
-def test_the_suite_snapshot_masks_the_storage_password(tmp_path):
+def load_with_storage(tmp_path, url: str):
     from sgbench.config.loader import load_suite
 
-    (tmp_path / "m.safetensors").write_bytes(b"x")
-    suite = {"name": "s", "model": {"checkpoint": "m.safetensors"},
-             "search": {"storage": "postgresql://bench:Zq9secretpw@db/sgbench"},
+    suite = {"name": "s", "model": {"checkpoint": "m.safetensors"}, "search": {"storage": url},
              "metrics": {"extractor": "classifier", "reference": {"dataset": "shapes"}, "keys": ["fd_classifier"]}}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
-    loaded = load_suite(tmp_path / "s.yaml", check_files=False)
+    return load_suite(tmp_path / "s.yaml", check_files=False)
+
+
+def test_the_suite_snapshot_masks_the_storage_password(tmp_path):
+    loaded = load_with_storage(tmp_path, "postgresql://bench:Zq9secretpw@db/sgbench")
     assert loaded.storage == "postgresql://bench:Zq9secretpw@db/sgbench"  # Optuna gets the real URL
     from sgbench.run.rundir import snapshot_text
 
@@ -43,16 +45,10 @@ def test_the_suite_snapshot_masks_the_storage_password(tmp_path):
 
 
 def test_storage_variables_expand_and_their_values_stay_secret(tmp_path, monkeypatch):
-    from sgbench.config.loader import load_suite
     from sgbench.run.rundir import snapshot_text
 
     monkeypatch.setenv("SGB_TEST_PW", "Vv8envsecret")
-    (tmp_path / "m.safetensors").write_bytes(b"x")
-    suite = {"name": "s", "model": {"checkpoint": "m.safetensors"},
-             "search": {"storage": "postgresql://bench:${SGB_TEST_PW}@db/sgbench"},
-             "metrics": {"extractor": "classifier", "reference": {"dataset": "shapes"}, "keys": ["fd_classifier"]}}
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
-    loaded = load_suite(tmp_path / "s.yaml", check_files=False)
+    loaded = load_with_storage(tmp_path, "postgresql://bench:${SGB_TEST_PW}@db/sgbench")
     assert loaded.storage == "postgresql://bench:Vv8envsecret@db/sgbench"
     assert "${SGB_TEST_PW}" in snapshot_text(loaded)
     assert "Vv8envsecret" not in str(UserError(f"cannot connect to {loaded.storage}"))
