@@ -10,7 +10,9 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))  # force a single line
+        from sgbench.secrets import redact
+
+        super().__init__(redact(" ".join(str(message).split())))  # one line, credentials masked
 
 
 class FieldError(UserError):

@@ -154,7 +154,7 @@ def test_cli_flops_json(capsys):
                          (["--guidance", "cfg"], "--omega: required"),
                          (["--guidance", "cfg", "--omega", "2", "--interval", "0.9,0.1"], "--interval:"),
                          (["--solver", "rk4"], "unknown solver"),
-                         (["--steps", "0"], "steps must be >= 1")):
+                         (["--steps", "0"], "--steps: must be >= 1")):
         rc = cli_main(["flops", "--arch", "DiT-S/8", *bad])
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1 and message in err, (bad, err)

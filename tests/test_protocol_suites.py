@@ -57,7 +57,7 @@ def stand_in(suite: str, path: Path) -> str:
 
 @pytest.mark.parametrize("name", GPU_SUITES)
 def test_each_gpu_suite_resolves_the_parametrization_its_checkpoint_records(name, tmp_path, monkeypatch):
-    from sgbench.run.stages import Stages, model_spec
+    from sgbench.run.stages import ClassStages as Stages, model_spec
 
     monkeypatch.setenv("SGBENCH_DATA", str(tmp_path))
     loaded = load_suite(SUITES / f"{name}.yaml", check_files=False)

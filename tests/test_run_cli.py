@@ -27,7 +27,7 @@ def tiny_suite(tmp_path):
         "name": "tiny",
         "device": "cpu",
         "model": {"checkpoint": "model.safetensors"},
-        "sampler": {"steps": 2, "batch_size": 8},
+        "sampler": {"steps": 2, "batch_size": 4},
         "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5}],
         "search": {"space": {"gamma_strong": [0.0], "gamma_weak": [0.5, 0.75], "omega": [2.0]}},
         "metrics": {"extractor": "classifier", "weights": "clf.safetensors", "reference": {"dataset": "shapes", "n": 32},
@@ -74,7 +74,7 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
 
 
 def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path, capsys, monkeypatch):
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     calls = []
     real_stream = Stages.stream
@@ -97,7 +97,7 @@ def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path,
     assert main(["run", str(tiny_suite), "--out", out, "--resume", "--no-progress", "--no-report"]) == 0
     assert sorted(calls) == [0.5, 0.75]  # only the interrupted trial and the one never started
     rows = read(run_dir / "trials.csv")
-    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "s-0001", "s-0002"]
+    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "s-0000", "s-0001"]
     assert {r["gamma_weak"] for r in rows if r["role"] == "search"} == {"0.5", "0.75"}
     assert len({(r["trial_id"], r["seed"]) for r in rows}) == len(rows)
     assert json.loads((run_dir / "env.json").read_text())["resumes"][0]["argv"]
@@ -106,7 +106,7 @@ def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path,
 def test_gflops_average_over_the_evaluations_of_a_guidance_interval(tiny_suite):
     from sgbench.config import load_suite
     from sgbench.guidance import GuidanceConfig
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     stages = Stages(load_suite(tiny_suite), "cpu", log=lambda m: None)
     stages.load()
@@ -125,7 +125,7 @@ def test_sgbench_run_and_sgbench_flops_map_a_method_to_the_same_branches(tiny_su
     from sgbench.models import DiT, DiTConfig
     from sgbench.models.loading import save_sgbench_safetensors
     from sgbench.run.flops import gflops_per_image, guided_flops
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     data = yaml.safe_load(tiny_suite.read_text())
     small = DiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=16, depth=1, num_heads=2,
@@ -171,7 +171,7 @@ def test_the_quickstart_runs_end_to_end(tmp_path, capsys):
     # the two branches' rates mirror each other step by step, so the cost lies between 1 and 2 passes
     from sgbench.config import load_suite
     from sgbench.guidance import GuidanceConfig
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     stages = Stages(load_suite(suite), "cpu", log=lambda m: None)
     stages.load()
@@ -188,7 +188,7 @@ def test_maskdit_runs_get_gflops_without_a_warning(tiny_suite, tmp_path):
     from sgbench.models.loading import save_sgbench_safetensors
     from sgbench.models.maskdit import MaskDiT, MaskDiTConfig
     from sgbench.guidance import GuidanceConfig
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     torch.manual_seed(0)
     cfg = MaskDiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=32, depth=2, num_heads=2,
@@ -218,7 +218,7 @@ def test_unsupported_backbones_still_warn_once(tiny_suite):
 
     from sgbench.config import load_suite
     from sgbench.guidance import GuidanceConfig
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     stages = Stages(load_suite(tiny_suite), "cpu", log=lambda m: None)
     stages.denoisers["main"] = SimpleNamespace(backbone=SimpleNamespace(config=object()))

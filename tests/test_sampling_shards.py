@@ -172,7 +172,7 @@ def test_sample_command_decodes_latents_with_a_vae(tmp_path):
         (["--guidance", "cfg", "--omega", "2", "--gamma-weak", "0.5"], "--gamma-weak: applies only to sg"),
         (["--solver", "rk4"], "unknown solver"),
         (["--labels", "odd"], "unknown --labels"),
-        (["--num-samples", "0"], "--num-samples must be >= 1"),
+        (["--num-samples", "0"], "--num-samples: must be >= 1"),
         (["--preset", "sg_fid"], "--weak-checkpoint"),
         (["--guidance", "sg", "--omega", "2", "--gamma-strong", "linear:0:0.8", "--gamma-weak", "linear:0.8:0",
           "--steps", "4"], "at step 2 of 4"),

@@ -81,9 +81,9 @@ def test_prompt_order_round_robins_over_groups():
 def test_geneval_suite_runs_baselines_and_search_and_keeps_images(tmp_path, capsys):
     suite = _suite(tmp_path, search={"method": "sg", "sampler": "grid",
                                      "space": {"gamma_strong": [0.0], "gamma_weak": [0.5], "omega": [2.0, 3.0]},
-                                     "pruning": {"fidelities": [4], "startup_trials": 1}},
+                                     "pruning": {"fidelities": [4]}},
                    report={"enabled": True, "out": str(tmp_path / "report")})
-    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "results", progress=False, log=lambda m: None)
+    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "results", progress=False, log=lambda m: None).run_dir
     rows = _rows(run_dir)
     assert [(r["trial_id"], r["seed"]) for r in rows[:4]] == [("b-unguided", "0"), ("b-unguided", "1"),
                                                               ("b-cfg+sg", "0"), ("b-cfg+sg", "1")]
@@ -132,7 +132,7 @@ def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
 
 def test_icg_uses_the_benchmark_prompts_as_random_conditions(tmp_path):
     suite = _suite(tmp_path, name="icg", seeds=[0], methods=[{"name": "icg", "method": "icg", "omega": 2.0}])
-    rows = _rows(run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None))
+    rows = _rows(run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None).run_dir)
     assert [r["method"] for r in rows] == ["icg"] and rows[0]["status"] == "complete"
 
 
@@ -154,7 +154,7 @@ def test_hpsv3_suite_scores_through_the_worker(tmp_path, monkeypatch):
             self.worker.scorer = "fake"
 
     monkeypatch.setattr("sgbench.run.t2i_stages.T2IStages", FakeScorer)
-    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None)
+    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None).run_dir
     row = _rows(run_dir)[0]
     scores = [json.loads(x) for x in open(run_dir / "images" / "b-unguided" / "seed0" / "scores.jsonl")]
     assert len(scores) == 8
@@ -220,3 +220,25 @@ def test_the_t2i_quickstart_runs_end_to_end(tmp_path):
     assert len(list((tmp_path / "results" / "t2i_quickstart" / "images" / "b-sg" / "seed0").glob("*/samples/*.png"))) == 268
     report = (tmp_path / "reports" / "t2i_quickstart" / "report.md").read_text()
     assert "## GenEval per tag" in report
+
+
+def test_an_interrupted_t2i_run_resumes(tmp_path, monkeypatch):
+    """T2I suites fill in metrics.n_samples from the prompts: --resume compares the same snapshot."""
+    from sgbench.run.t2i_stages import T2IStages
+
+    suite = _write(tmp_path, _suite(tmp_path))
+    real = T2IStages.stream
+    calls = []
+
+    def stream(self, *a):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a)
+
+    monkeypatch.setattr(T2IStages, "stream", stream)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out=tmp_path / "results", progress=False, log=lambda m: None)
+    monkeypatch.setattr(T2IStages, "stream", real)
+    result = run_suite(suite, out=tmp_path / "results", progress=False, log=lambda m: None, resume=True)
+    assert result.exit_code == 0 and {r["status"] for r in _rows(result.run_dir)} == {"complete"}

@@ -9,6 +9,8 @@ _ADM_LINES = [("is", "Inception Score"), ("fid", "FID"), ("sfid", "sFID"), ("pre
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "evaluate",
         help="FID/sFID/IS/precision/recall of a sample .npz against a reference (ADM protocol)",
@@ -19,14 +21,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--extractor", default="inception", help="feature extractor: inception (default) or classifier")
     p.add_argument("--inception-weights", help="torch-fidelity Inception weights file (weights-inception-2015-12-05-6726825d.pth)")
     p.add_argument("--classifier-weights", help="sgbench classifier .safetensors (for --extractor classifier)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per extractor call (default 64 Inception, 256 classifier)")
+    p.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=None, help="images per extractor call (default 64 Inception, 256 classifier)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", default=None, help="reference statistics cache (default $SGBENCH_CACHE_DIR or ~/.cache/sgbench)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached reference statistics")
     p.add_argument("--no-precision-recall", action="store_true", help="skip precision/recall (saves memory and time)")
     p.add_argument("--distance-dtype", choices=("float16", "float32"), default="float16",
                    help="precision/recall distance precision (ADM: float16 with float32 fallback)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--limit", type=L.count_arg(1, L.MAX_SAMPLES), default=None, help="evaluate only the first N samples")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of ADM's lines")
     return p
 

@@ -17,6 +17,8 @@ from sgbench.commands.guidance_args import add_guidance_arguments, add_solver_ar
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "flops",
         help="GFLOPs per image of one guided velocity evaluation (fvcore's count, as the paper's tables)",
@@ -32,11 +34,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="TREAD routes START-END (0-based, inclusive), e.g. 2-24 (DiT/SiT, T2I). T2I presets "
                    "have their own routes (TR-DiT-2.5B: 2-30), kept unless --routes is given; --routes "
                    "with no value removes them")
-    m.add_argument("--text-len", type=int, default=None,
+    m.add_argument("--text-len", type=L.count_arg(1, 1_000_000), default=None,
                    help="text tokens L the cross-attention and text adapter see (required for T2I archs; "
                    "the frozen text encoder is not counted)")
-    m.add_argument("--input-size", type=int, default=None, help="latent side (default 32 = 256 px with SD-VAE)")
-    m.add_argument("--num-classes", type=int, default=None, help="class count (default 1000)")
+    m.add_argument("--input-size", type=L.count_arg(1, L.MAX_IMAGE_SIDE), default=None, help="latent side (default 32 = 256 px with SD-VAE)")
+    m.add_argument("--num-classes", type=L.count_arg(1, L.MAX_CLASSES), default=None, help="class count (default 1000)")
     add_guidance_arguments(p)
     s = p.add_argument_group("sampling")
     add_solver_arguments(s)

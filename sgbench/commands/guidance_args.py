@@ -32,7 +32,9 @@ def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_solver_arguments(group) -> None:
-    group.add_argument("--steps", type=int, default=40, help="solver steps (default 40)")
+    from sgbench.config import limits as L
+
+    group.add_argument("--steps", type=L.count_arg(1, L.MAX_STEPS), default=40, help="solver steps (default 40)")
     group.add_argument("--solver", default="euler", help="euler (default) | heun (checked by sgbench.sampling)")
 
 

@@ -16,6 +16,8 @@ from sgbench.commands.guidance_args import add_guidance_arguments, add_solver_ar
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "sample",
         help="generate samples with a guidance rule into an ADM-format .npz (resumable, torchrun-ready)",
@@ -27,15 +29,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--parametrization", default="auto",
                    help="velocity | rf | edm | ddpm, for files that do not record it (auto, the default: the file's record)")
     m.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24)")
-    m.add_argument("--num-classes", type=int, help="number of classes if not inferable")
+    m.add_argument("--num-classes", type=L.count_arg(1, L.MAX_CLASSES), help="number of classes if not inferable")
     m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints pickling Python objects other than tensors, containers and argparse Namespaces")
     m.add_argument("--weak-checkpoint", help="earlier checkpoint for ag / ag+sg (same architecture options)")
     add_guidance_arguments(p)
     s = p.add_argument_group("sampling")
     add_solver_arguments(s)
-    s.add_argument("--num-samples", type=int, required=True)
-    s.add_argument("--batch-size", type=int, default=32, help="per worker; also the shard size (default 32)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-samples", type=L.count_arg(1, L.MAX_SAMPLES), required=True)
+    s.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=32, help="per worker; also the shard size (default 32)")
+    s.add_argument("--seed", type=L.count_arg(0, 2**63 - 1), default=0)
     s.add_argument("--labels", default="balanced", help="balanced (index %% classes, default) | random")
     s.add_argument("--vae", help="diffusers AutoencoderKL directory for latent models (e.g. sd-vae-ft-ema)")
     s.add_argument("--rounding", default="round", help="round (DiT/SiT, default) | truncate (MaskDiT/tread)")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sgbench.config.files import FileRef, require_all, resolve_path
+from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import method_spec
+from sgbench.secrets import redact_url, register_url
 
 ROOT = "suite"
 
@@ -47,13 +48,17 @@ class LoadedSuite:
     source: Path  # the YAML file
     text: str  # its text, as read
     paths: dict[str, Path] = field(default_factory=dict)  # key path -> resolved file
+    storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
 
     def path(self, key: str) -> Path | None:
         return self.paths.get(key)
 
     def snapshot(self) -> dict:
-        """The suite as loaded (defaults filled in), for results/<run>/suite.yaml."""
-        return to_dict(self.suite)
+        """The suite as loaded (defaults filled in, credentials masked), for results/<run>/suite.yaml."""
+        data = to_dict(self.suite)
+        if data.get("search") and data["search"].get("storage"):
+            data["search"]["storage"] = redact_url(data["search"]["storage"])
+        return data
 
 
 def parse_yaml(text: str, source: str):
@@ -66,14 +71,17 @@ def parse_yaml(text: str, source: str):
 # Files that ship with sgbench, and the command that rebuilds each one.
 SHIPPED = {
     "assets/quickstart/model.safetensors": "the shipped quickstart model: rebuild it with "
-                                           "`sgbench train suites/train_quickstart.yaml`",
+                                           "`sgbench train suites/train_quickstart.yaml` and copy "
+                                           "runs/train_quickstart/model.safetensors here",
     "assets/quickstart/classifier.safetensors": "the shipped quickstart classifier: rebuild it with "
-                                                "`sgbench train suites/train_classifier.yaml`",
+                                                "`sgbench train suites/train_classifier.yaml` and copy "
+                                                "runs/train_classifier/classifier.safetensors here",
     "assets/quickstart/model_step1000.safetensors": "the shipped early quickstart checkpoint (AG's weak network): "
                                                     "rebuild it with `sgbench train suites/train_quickstart.yaml "
-                                                    "--export-step 1000 OUT`",
+                                                    "--export-step 1000 OUT` and copy OUT here",
     "assets/t2i_shapes/model.safetensors": "the shipped T2I quickstart model: rebuild it with "
-                                          "`sgbench train suites/train_t2i_shapes.yaml`",
+                                          "`sgbench train suites/train_t2i_shapes.yaml` and copy "
+                                          "runs/t2i_shapes_train/model.safetensors here",
 }
 
 
@@ -144,6 +152,11 @@ def load_suite(path, check_files: bool = True) -> LoadedSuite:
         check_extractor(suite.metrics.extractor)
     base_dir = source.resolve().parent
     refs = file_refs(suite, base_dir)
+    storage = None
+    if suite.search is not None and suite.search.storage:
+        storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
+        register_url(storage)
     if check_files:
         require_all(refs)
-    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs})
+    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs},
+                       storage=storage)

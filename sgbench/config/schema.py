@@ -11,10 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from sgbench.config import limits
+from sgbench.config.files import check_plain_name
 from sgbench.config.typed import fail
 from sgbench.errors import FieldError
 from sgbench.guidance.vocabulary import (DEFAULT_SEARCH, SEARCHABLE, GuidanceConfig, check_omega, method_spec, parse_gamma,
                                          parse_interval)
+from sgbench.secrets import register_url
 
 INCEPTION_METRICS = ("fid", "sfid", "is", "precision", "recall")
 COST_METRICS = ("gflops", "images_per_s")
@@ -66,6 +69,11 @@ class ModelConfig:
     text_encoder: dict[str, Any] = field(default_factory=dict)  # T2I: overrides of the stored encoder spec (path)
 
     def check(self, path: str) -> None:
+        for key, high in (("num_classes", limits.MAX_CLASSES), ("input_size", limits.MAX_IMAGE_SIDE),
+                          ("in_channels", 4096)):
+            v = self.options.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                limits.check_count(v, f"{path}.options.{key}", 1, high)
         for i, r in enumerate(self.routes):
             a, _, b = r.partition("-")
             if not (a.isdigit() and b.isdigit() and int(a) <= int(b)):
@@ -84,12 +92,11 @@ class SamplerConfig:
     resolution: Optional[int] = None  # T2I: image side, checked against the model
 
     def check(self, path: str) -> None:
-        if self.steps < 1:
-            fail(f"{path}.steps", "must be >= 1")
-        if self.batch_size < 1:
-            fail(f"{path}.batch_size", "must be >= 1")
-        if self.images_per_prompt < 1:
-            fail(f"{path}.images_per_prompt", "must be >= 1")
+        limits.check_count(self.steps, f"{path}.steps", 1, limits.MAX_STEPS)
+        limits.check_count(self.batch_size, f"{path}.batch_size", 1, limits.MAX_BATCH)
+        limits.check_count(self.images_per_prompt, f"{path}.images_per_prompt", 1, 1000)
+        if self.resolution is not None:
+            limits.check_count(self.resolution, f"{path}.resolution", 1, limits.MAX_IMAGE_SIDE)
 
 
 @dataclass
@@ -141,21 +148,36 @@ class SpaceConfig:
 
 @dataclass
 class PruningConfig:
+    """Pruning by sample count. On a grid every pruner is rung-synchronous (each point is measured
+    at a fidelity before the best fraction goes on: the same decisions however the run is split
+    or interrupted); tpe/random use Optuna's pruner of that name, which decides as results arrive."""
+
     fidelities: list[int]  # sample counts below metrics.n_samples, increasing: FD@1k before FD@5k
     pruner: Literal["median", "percentile", "halving", "none"] = "median"
-    startup_trials: int = 4  # finished trials before anything is pruned
-    percentile: float = 50.0  # for pruner: percentile
+    startup_trials: Optional[int] = None  # tpe/random: finished trials before anything is pruned (default 4)
+    percentile: float = 50.0  # for pruner: percentile (keeps the best `percentile` %)
+    reduction_factor: int = 3  # for pruner: halving (keeps the best 1/reduction_factor at each rung)
 
     def check(self, path: str) -> None:
         prev = 0
+        if not self.fidelities:
+            fail(f"{path}.fidelities", "must list at least one sample count")
         for i, n in enumerate(self.fidelities):
             if n <= prev:
                 fail(f"{path}.fidelities[{i}]", f"must be > {prev} (increasing sample counts)")
             prev = n
-        if self.startup_trials < 0:
+        if self.startup_trials is not None and self.startup_trials < 0:
             fail(f"{path}.startup_trials", "must be >= 0")
         if not 0.0 < self.percentile < 100.0:
             fail(f"{path}.percentile", "must be in (0, 100)")
+        if self.reduction_factor < 2:
+            fail(f"{path}.reduction_factor", "must be >= 2")
+
+    @property
+    def keep_fraction(self) -> float:
+        """The fraction of a rung's points that go on to the next fidelity (grid pruning)."""
+        return {"median": 0.5, "percentile": self.percentile / 100.0, "halving": 1.0 / self.reduction_factor,
+                "none": 1.0}[self.pruner]
 
 
 @dataclass
@@ -178,8 +200,9 @@ class SearchConfig:
             fail(f"{path}.method", f"must be one of {', '.join(SEARCHABLE)} (a method with two sparsity rates), "
                                    f"got {self.method!r}")
         _checked(f"{path}.interval", parse_interval, self.interval)
-        if self.budget is not None and self.budget < 1:
-            fail(f"{path}.budget", "must be >= 1")
+        if self.budget is not None:
+            limits.check_count(self.budget, f"{path}.budget", 1, limits.MAX_TRIALS)
+        limits.check_count(self.seed, f"{path}.seed", 0, 2**31 - 1)
         if self.sampler != "grid" and self.budget is None:
             fail(f"{path}.budget", f"required for sampler {self.sampler!r} (number of trials)")
         if self.sampler == "grid":
@@ -193,6 +216,11 @@ class SearchConfig:
                 fail(f"{path}.space", "give gamma_strong and gamma_weak both as lists or both as ranges")
         if self.sampler == "multi-objective" and self.pruning is not None:
             fail(f"{path}.pruning", "Optuna cannot prune multi-objective studies; remove pruning or use tpe/grid")
+        if self.sampler == "grid" and self.pruning is not None and self.pruning.startup_trials is not None:
+            fail(f"{path}.pruning.startup_trials", "applies to tpe/random only: a grid measures every point of a "
+                 "fidelity before it prunes any (remove it)")
+        if self.storage is not None:
+            register_url(self.storage)  # every message and stored copy masks its password from here on
         if self.storage is not None and not self.storage.split(":", 1)[0].split("+")[0] in (
             "sqlite", "postgresql", "mysql", "oracle", "mssql"):
             fail(f"{path}.storage", f"expected an Optuna RDB URL (sqlite:///..., postgresql://..., mysql://...), got {self.storage!r}")
@@ -215,8 +243,7 @@ class ReferenceConfig:
     def check(self, path: str) -> None:
         if (self.path is None) == (self.dataset is None):
             fail(path, "give exactly one of path or dataset")
-        if self.n < 2:
-            fail(f"{path}.n", "must be >= 2")
+        limits.check_count(self.n, f"{path}.n", 2, limits.MAX_SAMPLES)
 
 
 @dataclass
@@ -239,10 +266,9 @@ class MetricsConfig:
         return data
 
     def check(self, path: str) -> None:
-        if self.n_samples is not None and self.n_samples < 2:
-            fail(f"{path}.n_samples", "must be >= 2")
-        if self.batch_size < 1:
-            fail(f"{path}.batch_size", "must be >= 1")
+        if self.n_samples is not None:
+            limits.check_count(self.n_samples, f"{path}.n_samples", 2, limits.MAX_SAMPLES)
+        limits.check_count(self.batch_size, f"{path}.batch_size", 1, limits.MAX_BATCH)
 
     def check_keys(self, path: str) -> None:
         known = metric_keys(self.extractor)
@@ -286,8 +312,9 @@ class BenchmarkConfig:
             for key in ("prompts", "hps_python", "hps_base_model", "hps_checkpoint"):
                 if not getattr(self, key):
                     fail(f"{path}.{key}", "required for kind hpsv3")
-        if self.max_prompts < 0 or self.n_per_tag < 1 or self.hps_batch_size < 1:
-            fail(path, "max_prompts must be >= 0, n_per_tag and hps_batch_size >= 1")
+        limits.check_count(self.max_prompts, f"{path}.max_prompts", 0, limits.MAX_SAMPLES)
+        limits.check_count(self.n_per_tag, f"{path}.n_per_tag", 1, limits.MAX_SAMPLES)
+        limits.check_count(self.hps_batch_size, f"{path}.hps_batch_size", 1, limits.MAX_BATCH)
 
     @property
     def scorer(self) -> str:
@@ -302,8 +329,7 @@ class ReportConfig:
     options: dict[str, Any] = field(default_factory=dict)  # passed to the report builder
 
     def check(self, path: str) -> None:
-        if self.sample_grid < 0:
-            fail(f"{path}.sample_grid", "must be >= 0")
+        limits.check_count(self.sample_grid, f"{path}.sample_grid", 0, 1024)
 
 
 @dataclass
@@ -324,12 +350,13 @@ class Suite:
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def check(self, path: str) -> None:
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            fail(f"{path}.name", f"must be a plain directory name, got {self.name!r}")
+        check_plain_name(self.name, f"{path}.name")
         if not self.seeds:
             fail(f"{path}.seeds", "must list at least one seed")
-        if self.threads < 0:
-            fail(f"{path}.threads", "must be >= 0 (0: torch's default)")
+        limits.check_count(len(self.seeds), f"{path}.seeds (count)", 1, limits.MAX_SEEDS)
+        limits.check_count(self.threads, f"{path}.threads", 0, limits.MAX_THREADS)
+        for i, seed in enumerate(self.seeds):
+            limits.check_count(seed, f"{path}.seeds[{i}]", 0, 2**63 - 1)
         if len(set(self.seeds)) != len(self.seeds):
             fail(f"{path}.seeds", "seeds must be distinct")
         if self.benchmark is not None:  # T2I: the benchmark's scorer measures, not an image extractor
@@ -349,6 +376,7 @@ class Suite:
         for i, m in enumerate(self.methods):
             if not m.name.strip():
                 fail(f"{path}.methods[{i}].name", "required: the setting's label (trials.csv column `label`)")
+            check_plain_name(m.name, f"{path}.methods[{i}].name")  # trial ids name files: b-<name>.png
             if m.name in names:
                 fail(f"{path}.methods[{i}].name", f"duplicate method name {m.name!r}")
             names.add(m.name)

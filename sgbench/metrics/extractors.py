@@ -118,11 +118,21 @@ class InceptionExtractor(Extractor):
         path = Path(weights_path).expanduser()
         if not path.is_file():
             raise UserError(f"Inception weights not found: {path}; {_inception_weights_hint()}")
+        import io
+
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+        from sgbench.torchfiles import load_state_dict
+
+        # torch-fidelity unpickles the weights file (torch.load(weights_only=False)): read the state
+        # dict here without running code, and hand torch-fidelity a copy holding tensors only
+        state = load_state_dict(path, "Inception weights")
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
         try:
             net = FeatureExtractorInceptionV3(
-                "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path)
+                "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=buffer
             )
         except (RuntimeError, OSError, EOFError, ValueError, KeyError) as e:  # wrong/corrupt file
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

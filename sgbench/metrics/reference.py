@@ -112,6 +112,14 @@ def _load_cache(path: Path, kinds, need_features: bool) -> Optional[ReferenceSet
     return ReferenceSet(gauss, feats, str(path))
 
 
+def _finite(ref: ReferenceSet) -> ReferenceSet:
+    """A reference with a NaN or infinite mean or covariance gives NaN metrics: refuse it."""
+    for kind, g in ref.gaussians.items():
+        if not (np.all(np.isfinite(g.mu)) and np.all(np.isfinite(g.sigma))):
+            raise UserError(f"reference {ref.source}: its {kind} statistics contain NaN or infinite values")
+    return ref
+
+
 def load_reference(
     path,
     extractor,
@@ -148,7 +156,7 @@ def load_reference(
             missing = [k for k in kinds if k not in precomputed] + (["precision/recall"] if need_features else [])
             if missing:
                 log(f"reference {p.name}: statistics only (no arr_0 images); unavailable: {', '.join(missing)}")
-        return ReferenceSet(precomputed, None, str(p))
+        return _finite(ReferenceSet(precomputed, None, str(p)))
 
     cache_file = None
     if use_cache:
@@ -159,7 +167,7 @@ def load_reference(
             cached = _load_cache(cache_file, kinds, need_features)
             if cached is not None:
                 cached.gaussians.update(precomputed)  # ADM's own statistics win, as in its evaluator
-                return cached
+                return _finite(cached)
 
     n = count_images(p)
     log(f"computing reference features of {n} images from {p.name} with {extractor.name} ...")
@@ -167,4 +175,4 @@ def load_reference(
     if cache_file is not None:
         _save_cache(cache_file, ref)
     ref.gaussians.update(precomputed)
-    return ref
+    return _finite(ref)

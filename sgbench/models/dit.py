@@ -290,7 +290,7 @@ def init_dit_weights(model: nn.Module, adaln: Sequence[nn.Module], zeroed: Seque
     model.apply(_basic_init)
     grid = int(model.num_tokens**0.5)
     for name, param in model.named_parameters():
-        if name.endswith("pos_embed"):
+        if name.endswith("pos_embed") and not param.is_meta:  # meta: a shape check before loading
             param.data.copy_(torch.from_numpy(get_2d_sincos_pos_embed(param.shape[-1], grid)).float()[None])
     w = model.x_embedder.proj.weight.data
     nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # like a Linear, not a Conv2d

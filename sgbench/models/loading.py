@@ -41,7 +41,7 @@ from sgbench.models.dit import Route
 from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family, preset_family
 
 METADATA_KEY = "sgbench"
-TRUST_HINT = "if you trust this file, pass --trust-checkpoint (suite: trust_checkpoint: true)"
+TRUST_HINT = "sgbench does not unpickle files, since unpickling runs code (README, 'Exit codes and trust')"
 # read without trust: argparse.Namespace is rebuilt by setting attributes, never by running code
 _SAFE_GLOBALS = [argparse.Namespace]
 # wrapper prefixes stripped when every key carries them: DDP, torch.compile, EDMPrecond, Denoiser
@@ -453,11 +453,40 @@ def load_backbone(spec: ModelSpec) -> tuple[nn.Module, Optional[Checkpoint], str
     else:
         cfg = _preset_config(family, spec)
     cfg = _apply_spec(cfg, spec, family)
-    model = build_backbone(family, cfg)
-    if ck is not None:
-        check_state_dict(model, ck.state_dict, spec.checkpoint, spec.arch)
-        model.load_state_dict(ck.state_dict, strict=True)
+    if ck is None:
+        return build_backbone(family, cfg), ck, family
+    model = build_fitting(family, cfg, ck.state_dict, spec.checkpoint, spec.arch)
+    model.load_state_dict(ck.state_dict, strict=True)
     return model, ck, family
+
+
+class _LargerThanFile(Exception):
+    pass
+
+
+def build_fitting(family: str, cfg: dict, sd: Mapping[str, torch.Tensor], where, arch: Optional[str] = None) -> nn.Module:
+    """Build the backbone `cfg` describes only once it is known to fit the file's tensors: first on
+    the meta device (no memory), stopped once it registers far more parameters than the file holds
+    (ordinary mismatches still get `check_state_dict`'s precise message), then checked shape by shape. A config (metadata or spec) declaring a huge width or depth
+    is refused before anything is allocated."""
+    count, limit = [0], 4 * len(sd) + 64
+
+    def hook(module, name, param):
+        count[0] += 1
+        if count[0] > limit:
+            raise _LargerThanFile
+
+    handle = torch.nn.modules.module.register_module_parameter_registration_hook(hook)
+    try:
+        with torch.device("meta"):
+            probe = build_backbone(family, cfg)
+    except _LargerThanFile:
+        raise UserError(f"checkpoint {where} does not fit its configuration: the {family} model it describes has "
+                        f"over {limit} parameter tensors, the file {len(sd)}") from None
+    finally:
+        handle.remove()
+    check_state_dict(probe, sd, where, arch)
+    return build_backbone(family, cfg)
 
 
 def load_denoiser(spec: ModelSpec, device="cpu") -> Denoiser:

@@ -1,6 +1,7 @@
 """The one place where `sgbench run` touches the other stages (models, guidance + sampling,
-metrics, data). Everything the runner needs goes through `Stages`, so a change of their APIs
-changes this file only.
+metrics, data). Everything the runner needs goes through the `Stages` protocol, so a change of
+their APIs changes the implementations only: `ClassStages` (class-conditional suites) here and
+`sgbench.run.t2i_stages.T2IStages` (text-to-image suites).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import dataclasses
 import math
 import os
 import warnings
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Protocol
 
 import numpy as np
 
@@ -52,10 +54,44 @@ def model_spec(loaded: LoadedSuite, key: str = "checkpoint"):
     return ModelSpec(**kwargs)
 
 
-class Stages:
-    """Models, decoder, feature extractor and reference statistics of one suite, loaded once."""
+class Stages(Protocol):
+    """What the runner needs from models, sampling and metrics. `run_suite` calls `validate()` and
+    `load()` before the run directory exists (every input check a suite can fail happens there),
+    sets `run_dir`, then streams and measures trials, and calls `close()` at the end."""
+
+    run_dir: Optional[Path]  # set by run_suite once the run directory exists (per-trial files)
+
+    def validate(self) -> None:
+        """Cheap input checks (prompt files, sample counts)."""
+
+    def load(self) -> None:
+        """Load models, decoder, metric extractor and reference; refuse inputs that do not fit."""
+
+    def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
+        """Batches (positions, uint8 NHWC images, labels or sample ids) of samples start..stop-1."""
+
+    def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):
+        """A metric accumulator fed `update(images, labels)`."""
+
+    def compute(self, acc) -> dict[str, float]:
+        """The suite's metric columns from an accumulator."""
+
+    def gflops(self, setting: GuidanceConfig) -> float:
+        """GFLOPs per image of one guided evaluation, fvcore's count (NaN when not counted)."""
+
+    def gflops_attn(self, setting: GuidanceConfig) -> float:
+        """The same with attention-score matmuls (NaN when not counted)."""
+
+    def close(self) -> None:
+        """Release workers and files."""
+
+
+class ClassStages(Stages):
+    """Models, decoder, feature extractor and reference statistics of one class-conditional suite,
+    loaded once."""
 
     def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
+        self.run_dir: Optional[Path] = None
         self.loaded = loaded
         self.suite = loaded.suite
         self.device = device
@@ -87,7 +123,34 @@ class Stages:
         weights = self.loaded.paths.get("suite.metrics.weights")
         self.extractor = get_extractor(s.metrics.extractor, weights_path=str(weights) if weights else None,
                                        device=self.device, batch_size=s.metrics.batch_size)
+        self._check_reference_resolution()
         self.reference = self._reference()
+
+    def sample_side(self) -> int:
+        """Side in pixels of the images the samples decode to."""
+        side = int(self.denoisers["main"].latent_shape[-1])
+        vae = getattr(self.decoder, "vae", None)
+        if vae is not None:  # SD-VAE: 8x (2 per down block after the first)
+            side *= 2 ** (len(vae.config.block_out_channels) - 1)
+        return side
+
+    def _check_reference_resolution(self) -> None:
+        """FID and FD against real images of another resolution are silently meaningless (the
+        extractor resizes both): refuse the mismatch. Statistics-only files carry no resolution."""
+        from sgbench.data.shapes import IMAGE_SIZE  # the built-in dataset (r.dataset == 'shapes')
+
+        r = self.suite.metrics.reference
+        side = IMAGE_SIZE if r.path is None else reference_side(self.loaded.paths["suite.metrics.reference.path"])
+        want = self.sample_side()
+        if side is not None and side != want:
+            raise UserError(f"suite.metrics.reference: its images are {side} px, the samples {want} px; "
+                            "compare samples with real images of the same resolution")
+
+    def validate(self) -> None:
+        pass  # the class-conditional checks need the loaded model (load() runs before any directory exists)
+
+    def close(self) -> None:
+        pass
 
     def _decoder(self):
         from sgbench.sampling.decode import PixelDecoder, VAEDecoder
@@ -197,6 +260,32 @@ class Stages:
         except UserError as e:  # e.g. a gamma > 0 for a DiT without routes
             self._warn_flops(f"GFLOPs not counted for this setting ({type(configs['main']).__name__}): {e}")
             return None
+
+
+def reference_side(path) -> Optional[int]:
+    """Image side of a reference input (an .npz's arr_0 or a folder's first image); None for a
+    statistics-only file. Reads headers only."""
+    from sgbench.metrics.image_io import folder_images, npz_keys, npz_member_info
+
+    p = Path(path)
+    if p.is_dir():
+        from PIL import Image
+
+        try:
+            with Image.open(folder_images(p)[0]) as im:
+                w, h = im.size
+        except OSError as e:
+            raise UserError(f"cannot read reference image in {p}: {e}") from None
+    else:
+        if "arr_0" not in npz_keys(p):
+            return None
+        shape = npz_member_info(p, "arr_0").shape
+        if len(shape) != 4:
+            raise UserError(f"{p}:arr_0 must be uint8 images [N, H, W, 3] (ADM layout), got shape {list(shape)}")
+        h, w = int(shape[1]), int(shape[2])
+    if h != w:
+        raise UserError(f"reference {p}: images are {w}x{h}; sgbench compares square images")
+    return h
 
 
 def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`Stages` of a text-to-image suite (one with `benchmark:`): the T2I DiT and its text encoder,
-the benchmark's prompts, and its scorer as the metric accumulator. Same methods as
-`sgbench.run.stages.Stages`, so the Runner (baselines, search, pruning, trials.csv, report)
-is shared by both kinds of suite.
+the benchmark's prompts, and its scorer as the metric accumulator. It implements the
+`sgbench.run.stages.Stages` protocol, so the Runner (baselines, search, pruning, trials.csv,
+report) is shared by both kinds of suite.
 
 Stream position i -> sample id `order[i]` (prompts round-robin over GenEval tags / HPDv3
 categories, `BenchmarkPrompts.sample_order`); the noise of a sample depends on (seed, sample id)
@@ -18,10 +18,10 @@ import numpy as np
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import GuidanceConfig
-from sgbench.run.stages import Stages
+from sgbench.run.stages import ClassStages
 
 
-class T2IStages(Stages):
+class T2IStages(ClassStages):
     def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
         super().__init__(loaded, device, log)
         self.run_dir: Optional[Path] = None  # set by run_suite; images go to run_dir/images/
