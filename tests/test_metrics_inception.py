@@ -12,8 +12,8 @@ from sgbench.errors import UserError
 from sgbench.metrics.accumulator import ImageMetricAccumulator
 from sgbench.metrics.extractors import get_extractor, spatial_features_adm
 from sgbench.metrics.frechet import frechet_distance
-from sgbench.metrics.inception_score import inception_score
-from sgbench.metrics.precision_recall import precision_recall
+from sgbench.metrics.isc import inception_score
+from sgbench.metrics.prc import precision_recall
 from sgbench.metrics.reference import load_reference
 from sgbench.metrics.stats import gaussian_from_features
 

@@ -14,7 +14,7 @@ from sgbench.cli import main
 
 @pytest.fixture
 def tiny_suite(tmp_path):
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
     from sgbench.models.dit import DiT, DiTConfig
     from sgbench.models.loading import save_sgbench_safetensors
 

@@ -13,13 +13,11 @@ from sgbench.config.schema import (
     SearchConfig,
     SpaceConfig,
     Suite,
-    lower_is_better,
-    metric_keys,
     parse_gamma,
 )
 
 __all__ = [
     "LoadedSuite", "load_suite", "MethodConfig", "MetricsConfig", "ModelConfig", "PruningConfig", "RangeConfig",
     "ReferenceConfig", "ReportConfig", "SamplerConfig", "SearchConfig", "SpaceConfig", "Suite",
-    "lower_is_better", "metric_keys", "parse_gamma",
+    "parse_gamma",
 ]

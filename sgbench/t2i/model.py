@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
-
 from sgbench.errors import UserError
 
 
@@ -43,7 +41,3 @@ def load_t2i(path, device="cpu", text_encoder: Optional[dict] = None,
     denoiser = t2i_denoiser(model.to(device).eval(), encoder, random_prompts)
     return denoiser, encoder, meta
 
-
-def pixels_to_uint8(x: torch.Tensor):
-    """Model-space pixels in [-1, 1], [B, C, H, W] -> uint8 NHWC numpy (SiT's rounding)."""
-    return torch.clamp(127.5 * x + 128.0, 0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

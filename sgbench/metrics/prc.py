@@ -9,10 +9,13 @@ Mirrors `ManifoldEstimator` / `DistanceBlock` of openai/guided-diffusion:
 - precision = fraction of samples within (<=) the radius of at least one reference point;
   recall = fraction of reference points within the radius of at least one sample.
 The matmuls run in torch (float16 on CPU is slow but exact to the recipe; pass device='cuda').
+`precision_recall_coverage` also returns which sample each decision rests on, for the
+bootstrap standard errors (sgbench.metrics.bootstrap). torch-fidelity calls the metric `prc`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -20,6 +23,7 @@ import torch
 
 ROW_BATCH = 10000
 COL_BATCH = 10000
+MAX_COVER = 32  # covering samples kept per reference point (bootstrap of recall, exact up to e^-32)
 
 
 def _distances(u: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -64,6 +68,30 @@ def manifold_radii(
     return radii
 
 
+@dataclass
+class Coverage:
+    """The decisions behind precision and recall.
+
+    fake_covered: bool [N], sample i lies in some reference ball (precision = its mean);
+    real_cover: int [M, T], for reference point j up to T samples whose ball covers it
+    (-1 = none; recall = fraction of rows with any)."""
+
+    fake_covered: np.ndarray
+    real_cover: np.ndarray
+
+    @property
+    def precision(self) -> float:
+        return float(self.fake_covered.mean())
+
+    @property
+    def recall(self) -> float:
+        return float((self.real_cover >= 0).any(axis=1).mean())
+
+
+def _radii(features, radii, k, dtype, device, row_batch, col_batch):
+    return manifold_radii(features, k, dtype, device, row_batch, col_batch) if radii is None else radii
+
+
 def precision_recall(
     real,
     fake,
@@ -76,23 +104,50 @@ def precision_recall(
     col_batch: int = COL_BATCH,
 ) -> tuple[float, float]:
     """(precision, recall) of `fake` samples against `real` reference features, both [N, D]."""
+    cov = precision_recall_coverage(real, fake, k, dtype, device, radii_real, radii_fake, row_batch, col_batch,
+                                    max_cover=1)
+    return cov.precision, cov.recall
+
+
+def precision_recall_coverage(
+    real,
+    fake,
+    k: int = 3,
+    dtype: str = "float16",
+    device=None,
+    radii_real: Optional[np.ndarray] = None,
+    radii_fake: Optional[np.ndarray] = None,
+    row_batch: int = ROW_BATCH,
+    col_batch: int = COL_BATCH,
+    max_cover: int = MAX_COVER,
+) -> Coverage:
+    """`Coverage` of `fake` samples against `real` reference features (see precision_recall)."""
     real = np.asarray(real, dtype=np.float32)
     fake = np.asarray(fake, dtype=np.float32)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"features must be [N, D] with equal D, got {real.shape} and {fake.shape}")
-    if radii_real is None:
-        radii_real = manifold_radii(real, k, dtype, device, row_batch, col_batch)
-    if radii_fake is None:
-        radii_fake = manifold_radii(fake, k, dtype, device, row_batch, col_batch)
+    radii_real = _radii(real, radii_real, k, dtype, device, row_batch, col_batch)
+    radii_fake = _radii(fake, radii_fake, k, dtype, device, row_batch, col_batch)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     r_real = torch.as_tensor(radii_real, device=dev)
     r_fake = torch.as_tensor(radii_fake, device=dev)
     real_t, fake_t = torch.as_tensor(real, device=dev), torch.as_tensor(fake, device=dev)
-    real_covered = torch.zeros(len(real), dtype=torch.bool, device=dev)  # -> recall
     fake_covered = torch.zeros(len(fake), dtype=torch.bool, device=dev)  # -> precision
+    real_cover = []  # -> recall: per row block, [rows, T] covering sample indices (-1: none)
+    t = max(1, min(int(max_cover), len(fake)))
     for r0 in range(0, len(real), row_batch):
+        best_slack, best_idx = [], []
         for c0 in range(0, len(fake), col_batch):
             d = _block(real_t[r0 : r0 + row_batch], fake_t[c0 : c0 + col_batch], dtype)
-            real_covered[r0 : r0 + row_batch] |= (d <= r_fake[c0 : c0 + col_batch][None, :]).any(dim=1)
             fake_covered[c0 : c0 + col_batch] |= (d <= r_real[r0 : r0 + row_batch][:, None]).any(dim=0)
-    return float(fake_covered.double().mean()), float(real_covered.double().mean())
+            # slack <= 0: sample c0+j's ball covers the reference point; keep the t deepest
+            slack = d - r_fake[c0 : c0 + col_batch][None, :]
+            vals, idx = torch.topk(slack, min(t, slack.shape[1]), dim=1, largest=False)
+            best_slack.append(vals)
+            best_idx.append(idx + c0)
+        vals, idx = torch.cat(best_slack, dim=1), torch.cat(best_idx, dim=1)
+        if vals.shape[1] > t:
+            vals, pick = torch.topk(vals, t, dim=1, largest=False)
+            idx = torch.gather(idx, 1, pick)
+        real_cover.append(torch.where(vals <= 0, idx, torch.full_like(idx, -1)))
+    return Coverage(fake_covered.cpu().numpy(), torch.cat(real_cover).cpu().numpy())
