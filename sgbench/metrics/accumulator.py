@@ -21,9 +21,9 @@ import torch
 
 from sgbench.errors import UserError
 from sgbench.metrics import bootstrap as bs
-from sgbench.metrics.frechet import frechet_distance
+from sgbench.metrics.frechet import frechet_distance_and_root
 from sgbench.metrics.isc import ADM_SPLIT_SIZE, InceptionScoreStream
-from sgbench.metrics.prc import MAX_COVER, precision_recall_coverage
+from sgbench.metrics.prc import MAX_COVER, NEIGHBOURS, precision_recall_coverage
 from sgbench.metrics.reference import ReferenceSet
 from sgbench.metrics.registry import image_columns, se_column
 from sgbench.metrics.stats import FeatureStats
@@ -135,21 +135,22 @@ class ImageMetricAccumulator:
                 if ref.mu.shape[0] != s.dim:
                     raise UserError(f"reference {kind} statistics have dim {ref.mu.shape[0]}, samples {s.dim} (other extractor?)")
                 g = s.gaussian()
-                out[key] = frechet_distance(g.mu, g.sigma, ref.mu, ref.sigma)
+                out[key], root = frechet_distance_and_root(g.mu, g.sigma, ref.mu, ref.sigma)
                 if weights is not None:
-                    se[key] = bs.frechet_distance_se(self._features_of(kind), ref.mu, reference.sqrt_sigma(kind), g.sigma)
+                    se[key] = bs.frechet_distance_se(self._features_of(kind), ref.mu, ref.sigma, g.sigma, root,
+                                                     lambda kind=kind: reference.sqrt_sigma(kind))
             if self.do_pr and reference.features is not None:
                 dev = self.extractor.device
                 cov = precision_recall_coverage(
                     reference.features, self._features_of("pool"), k=self.k, dtype=self.distance_dtype, device=dev,
                     radii_real=reference.radii(self.k, self.distance_dtype, dev),
-                    max_cover=MAX_COVER if weights is not None else 1,
+                    max_cover=MAX_COVER if weights is not None else 0, neighbours=NEIGHBOURS if weights is not None else 0,
                 )
                 c = self.columns
                 out[c.precision], out[c.recall] = cov.precision, cov.recall
                 if weights is not None:
                     se[c.precision] = bs.mean_se(cov.fake_covered, weights)
-                    se[c.recall] = bs.coverage_se(cov.real_cover, weights)
+                    se[c.recall] = bs.recall_se(cov, weights)
         if self._correct:
             correct = np.concatenate(self._correct)
             out[self.columns.class_acc] = float(correct.mean())

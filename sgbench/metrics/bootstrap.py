@@ -6,7 +6,8 @@ with), by the Poisson bootstrap: replicate b weights sample i by w_bi ~ Poisson(
 how the stream is split into pruning rungs or workers, and is reproducible. Per metric:
 - precision, class accuracy: weighted means of per-sample indicators (`mean_se`);
 - recall: the reference points covered by the union of the samples' k-NN balls, each sample's
-  radius fixed at its full-set value; the reference radii are never recomputed (`coverage_se`);
+  radius that of the resample (from its nearest-neighbour list); the reference radii are never
+  recomputed (`recall_se`);
 - Inception Score: per ADM split, weighted sums of p log p and of p, streamed
   (`sgbench.metrics.isc.InceptionScoreStream(replicates=B)`);
 - GenEval and HPSv3: whole prompts (all images of one) resampled (`group_means_se`);
@@ -24,7 +25,7 @@ import warnings
 
 import numpy as np
 
-CHUNK = 4096  # positions per seeded block of weights
+CHUNK = 256  # positions per seeded block of weights
 _BOOTSTRAP_STREAM = 0xB007  # keeps these draws apart from any other use of (seed, block)
 
 
@@ -59,21 +60,46 @@ def mean_se(values, weights: np.ndarray) -> float:
         return replicate_se((w @ v) / w.sum(axis=1))
 
 
-def coverage_se(cover_idx: np.ndarray, weights: np.ndarray) -> float:
-    """Bootstrap standard error of a coverage fraction (recall).
+def recall_se(coverage, weights: np.ndarray) -> float:
+    """Bootstrap standard error of recall (the reference points inside some sample's k-NN ball).
 
-    cover_idx: int [M, T], for each of M points up to T sample indices whose ball covers it
-    (-1 = none). A point is covered in replicate b when one of them has weight > 0. Keeping at
-    most T covering samples per point is exact up to e^-T (all T weights 0)."""
-    idx = np.asarray(cover_idx)
-    if idx.size == 0:
+    In replicate b a sample present w_i times has the radius of the multiset: its own w_i - 1
+    copies count as neighbours at distance 0, then each neighbour j as w_bj copies (the
+    ordinary bootstrap, copies as points), read off its neighbour list; a reference point is
+    covered when a present candidate sample reaches it. `coverage`: prc.Coverage computed with
+    neighbours > 0. The reference radii play no part."""
+    idx, nbr_idx, nbr_d, k = coverage.real_cover, coverage.fake_nbr_idx, coverage.fake_nbr_d, coverage.k
+    if nbr_idx is None:
         return float("nan")
+    weights = np.asarray(weights)
     valid = idx >= 0
+    if not valid.any():
+        return replicate_se(np.zeros(len(weights)))
     safe = np.where(valid, idx, 0)
-    reps = np.empty(len(weights))
-    for b, w in enumerate(weights):  # [M, T] per replicate keeps memory at M * T
-        reps[b] = ((w[safe] > 0) & valid).any(axis=1).mean()
-    return replicate_se(reps)
+    # a pair is covered when the sample's radius reaches rank q of its neighbour list (-1: d = 0)
+    q = np.where(valid, _ranks(nbr_d, safe, coverage.real_cover_d), np.int8(127))
+    last = nbr_idx.shape[1] - 1
+    chunk = max(1, 8_000_000 // idx.size)  # replicates per vectorised step
+    reps = []
+    for b0 in range(0, len(weights), chunk):  # replicates on the last axis: contiguous gathers
+        w = np.ascontiguousarray(weights[b0 : b0 + chunk].T, dtype=np.int16)  # [N, c]
+        need = k - w + 1  # neighbour copies needed beyond the sample's own copies
+        cum, pos = np.zeros_like(w), np.zeros_like(w)
+        for col in nbr_idx.T:  # pos = the first neighbour rank whose copies reach `need`
+            cum += w[col]
+            pos += cum < need
+        # rank reached by each sample's radius: -2 absent, -1 radius 0 (its own copies suffice)
+        state = np.where(w == 0, -2, np.where(need <= 0, -1, np.minimum(pos, last))).astype(np.int8)
+        covered = state[safe] >= q[..., None]  # [M, T, c]
+        reps.append(covered.any(axis=1).sum(axis=0) / idx.shape[0])
+    return replicate_se(np.concatenate(reps))
+
+
+def _ranks(nbr_d: np.ndarray, cand: np.ndarray, cand_d: np.ndarray) -> np.ndarray:
+    """For (sample, squared distance) pairs (arrays of one shape), the first rank of the sample's
+    sorted neighbour distances that reaches the distance (-1 for distance 0, reached by a radius 0)."""
+    q = (nbr_d[cand] < cand_d[..., None]).sum(axis=-1)
+    return np.where(cand_d <= 0, -1, q).astype(np.int8)
 
 
 def sqrt_psd(sigma: np.ndarray) -> np.ndarray:
@@ -83,40 +109,67 @@ def sqrt_psd(sigma: np.ndarray) -> np.ndarray:
     return (vec * np.sqrt(np.clip(lam, 0, None))) @ vec.T
 
 
-def frechet_influence(features, mu_ref, sqrt_sigma_ref, sigma=None) -> np.ndarray:
+def frechet_influence(features, mu_ref, sigma_ref, sigma=None, root=None, sqrt_sigma_ref=None) -> np.ndarray:
     """Influence of each sample on the Fréchet distance to a fixed reference Gaussian [n].
 
-    FD = |mu - mu_r|^2 + Tr S + Tr S_r - 2 Tr (A S A)^(1/2) with A = S_r^(1/2). A sample x
-    (centred: c = x - mu) moves it by 2 (mu - mu_r).c + |c|^2 - c' A M^-1/2 A c (M = A S A),
-    centred over the samples; directions where M vanishes get no weight (S has rank < D when
-    n <= D, and resampling never leaves the span of the samples)."""
-    x = np.asarray(features, dtype=np.float64)
-    n = x.shape[0]
-    mu = x.mean(axis=0)
-    xc = x - mu
+    FD = |mu - mu_r|^2 + Tr S + Tr S_r - 2 Tr (S S_r)^(1/2). A sample x (centred: c = x - mu)
+    moves it by 2 (mu - mu_r).c + |c|^2 - c' H c with H = S_r (S S_r)^-1/2, centred over the
+    samples. H comes from the root (S S_r)^(1/2) the distance itself computed (`root`), when it
+    is well conditioned; otherwise from the eigenvectors of M = A S A (A = S_r^(1/2),
+    `sqrt_sigma_ref`) as A M^-1/2 A, where directions with M = 0 get no weight (S has rank < D
+    when n <= D, and resampling never leaves the span of the samples)."""
+    x = np.asarray(features, dtype=np.float32)
+    n, dim = x.shape
+    mu = x.mean(axis=0, dtype=np.float64)
+    xc = x - mu.astype(np.float32)
     if sigma is None:
-        sigma = xc.T @ xc / (n - 1)
-    a = np.asarray(sqrt_sigma_ref, dtype=np.float64)
-    # float32 for the O(D^3) and O(n D^2) products: an error bar needs ~3 digits, and it is 4x faster
-    a32 = a.astype(np.float32)
-    m = a32 @ np.asarray(sigma, dtype=np.float32) @ a32
-    lam, vec = np.linalg.eigh(((m + m.T) / 2).astype(np.float64))
-    keep = lam > max(lam.max(), 0.0) * 1e-6 if lam.size else lam > 0
-    quad = (xc * xc).sum(axis=1)
-    if keep.any():
-        u = a32 @ vec[:, keep].astype(np.float32)
-        y = (xc.astype(np.float32) @ u).astype(np.float64)
-        quad -= (y * y) @ (1.0 / np.sqrt(lam[keep]))
-    infl = 2.0 * xc @ (mu - np.asarray(mu_ref, dtype=np.float64)) + quad
+        xd = xc.astype(np.float64)
+        sigma = xd.T @ xd / (n - 1)
+    quad = np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
+    h = _h_from_root(root, sigma_ref) if root is not None and n > dim else None
+    if h is not None:
+        quad -= np.einsum("ij,ij->i", xc @ h, xc, dtype=np.float64)
+    else:
+        if callable(sqrt_sigma_ref):  # computed only when needed (the reference caches it)
+            sqrt_sigma_ref = sqrt_sigma_ref()
+        a = np.asarray(sqrt_psd(sigma_ref) if sqrt_sigma_ref is None else sqrt_sigma_ref, dtype=np.float32)
+        # float32 for the O(D^3) and O(n D^2) steps: an error bar needs ~3 digits, and it is ~2x faster
+        m = a @ np.asarray(sigma, dtype=np.float32) @ a
+        lam, vec = _eigh32((m + m.T) / 2)
+        keep = lam > max(float(lam.max()), 0.0) * 1e-6 if lam.size else lam > 0
+        if keep.any():
+            y = xc @ (a @ vec[:, keep])
+            quad -= (y.astype(np.float64) ** 2) @ (1.0 / np.sqrt(lam[keep].astype(np.float64)))
+    infl = 2.0 * (xc @ (mu - np.asarray(mu_ref, dtype=np.float64)).astype(np.float32)).astype(np.float64) + quad
     return infl - infl.mean()
 
 
-def frechet_distance_se(features, mu_ref, sqrt_sigma_ref, sigma=None) -> float:
-    """Standard error of the Fréchet distance of `features` [n, D] to a reference (see module)."""
+def _h_from_root(root, sigma_ref):
+    """H = S_r C^-1 for the root C = (S S_r)^(1/2), symmetrised, float32; None if C is singular."""
+    c = np.asarray(root, dtype=np.float64)
+    try:
+        ht = np.linalg.solve(c.T, np.asarray(sigma_ref, dtype=np.float64).T)  # = C^-T S_r = H^T
+    except np.linalg.LinAlgError:
+        return None
+    if not np.isfinite(ht).all():
+        return None
+    return ((ht + ht.T) / 2).astype(np.float32)
+
+
+def _eigh32(m):
+    from scipy import linalg
+
+    return linalg.eigh(m.astype(np.float32), driver="evd")
+
+
+def frechet_distance_se(features, mu_ref, sigma_ref, sigma=None, root=None, sqrt_sigma_ref=None) -> float:
+    """Standard error of the Fréchet distance of `features` [n, D] to a reference (see module);
+    `sigma`: the samples' covariance and `root`: (sigma sigma_ref)^(1/2), when already computed;
+    `sqrt_sigma_ref`: sigma_ref^(1/2) (or a function returning it) for the eigenvector path."""
     x = np.asarray(features)
     if x.shape[0] < 2:
         return float("nan")
-    infl = frechet_influence(x, mu_ref, sqrt_sigma_ref, sigma)
+    infl = frechet_influence(x, mu_ref, sigma_ref, sigma, root, sqrt_sigma_ref)
     return float(np.sqrt((infl * infl).sum()) / x.shape[0])
 
 

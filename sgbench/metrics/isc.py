@@ -43,10 +43,10 @@ def inception_score(logits, split_size: int = ADM_SPLIT_SIZE) -> float:
 
 def _split_score(neg_entropy, p_sum, n):
     """exp(mean_i KL(p_i || pbar)) from sum_i sum_k p log p, sum_i p_i and n (arrays: per replicate)."""
-    pbar = p_sum / n[..., None] if np.ndim(n) else p_sum / n
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a replicate may weight a split 0: nan
+        pbar = p_sum / n[..., None] if np.ndim(n) else p_sum / n
         cross = np.where(pbar > 0, pbar * np.log(pbar), 0.0).sum(axis=-1)
-    return np.exp(neg_entropy / n - cross)
+        return np.exp(neg_entropy / n - cross)
 
 
 class InceptionScoreStream:

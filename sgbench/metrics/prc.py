@@ -23,7 +23,8 @@ import torch
 
 ROW_BATCH = 10000
 COL_BATCH = 10000
-MAX_COVER = 32  # covering samples kept per reference point (bootstrap of recall, exact up to e^-32)
+MAX_COVER = 16  # candidate covering samples kept per reference point (bootstrap of recall)
+NEIGHBOURS = 12  # neighbours kept per sample for the radii of resamples (bootstrap of recall)
 
 
 def _distances(u: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -51,21 +52,31 @@ def _block(u: torch.Tensor, v: torch.Tensor, dtype: str) -> torch.Tensor:
     return _distances(u, v, torch.float32)
 
 
+def nearest_neighbours(
+    features, count: int, dtype: str = "float16", device=None, row_batch: int = ROW_BATCH, col_batch: int = COL_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Squared distances [n, count] (ascending) and indices [n, count] of each point's `count`
+    nearest points in its own set, itself first (at distance 0)."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=dev)
+    n = x.shape[0]
+    dists, idx = np.zeros((n, count), dtype=np.float32), np.zeros((n, count), dtype=np.int64)
+    for r0 in range(0, n, row_batch):
+        rows = x[r0 : r0 + row_batch]
+        dist = torch.cat([_block(rows, x[c0 : c0 + col_batch], dtype) for c0 in range(0, n, col_batch)], dim=1)
+        top = torch.topk(dist, count, dim=1, largest=False)
+        dists[r0 : r0 + len(rows)], idx[r0 : r0 + len(rows)] = top.values.cpu().numpy(), top.indices.cpu().numpy()
+    return dists, idx
+
+
 def manifold_radii(
     features, k: int = 3, dtype: str = "float16", device=None, row_batch: int = ROW_BATCH, col_batch: int = COL_BATCH
 ) -> np.ndarray:
     """Squared distance of each point to its k-th nearest neighbour (self counted at rank 0)."""
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=dev)
-    n = x.shape[0]
+    n = len(features)
     if n <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} points, got {n}")
-    radii = np.zeros(n, dtype=np.float32)
-    for r0 in range(0, n, row_batch):
-        rows = x[r0 : r0 + row_batch]
-        dist = torch.cat([_block(rows, x[c0 : c0 + col_batch], dtype) for c0 in range(0, n, col_batch)], dim=1)
-        radii[r0 : r0 + len(rows)] = torch.topk(dist, k + 1, dim=1, largest=False).values[:, k].cpu().numpy()
-    return radii
+    return nearest_neighbours(features, k + 1, dtype, device, row_batch, col_batch)[0][:, k].copy()
 
 
 @dataclass
@@ -73,11 +84,22 @@ class Coverage:
     """The decisions behind precision and recall.
 
     fake_covered: bool [N], sample i lies in some reference ball (precision = its mean);
-    real_cover: int [M, T], for reference point j up to T samples whose ball covers it
-    (-1 = none; recall = fraction of rows with any)."""
+    real_covered: bool [M], reference point j lies in some sample ball (recall = its mean).
+    real_cover, real_cover_d: int/float [M, T], for reference point j up to T samples whose
+    ball covers it (-1 = none) and the squared distances to them.
+    With neighbours L > 0 (for the bootstrap of recall): `fake_nbr_d`, `fake_nbr_idx` [N, L]
+    are each sample's L nearest other samples, and the candidates of real_cover are every
+    sample whose L-th neighbour distance reaches the reference point (a resample's radius
+    stays within it up to a tail of probability P(Poisson(L) < k))."""
 
     fake_covered: np.ndarray
+    real_covered: np.ndarray
     real_cover: np.ndarray
+    real_cover_d: np.ndarray
+    radii_fake: np.ndarray
+    k: int = 3
+    fake_nbr_d: Optional[np.ndarray] = None
+    fake_nbr_idx: Optional[np.ndarray] = None
 
     @property
     def precision(self) -> float:
@@ -85,7 +107,7 @@ class Coverage:
 
     @property
     def recall(self) -> float:
-        return float((self.real_cover >= 0).any(axis=1).mean())
+        return float(self.real_covered.mean())
 
 
 def _radii(features, radii, k, dtype, device, row_batch, col_batch):
@@ -105,7 +127,7 @@ def precision_recall(
 ) -> tuple[float, float]:
     """(precision, recall) of `fake` samples against `real` reference features, both [N, D]."""
     cov = precision_recall_coverage(real, fake, k, dtype, device, radii_real, radii_fake, row_batch, col_batch,
-                                    max_cover=1)
+                                    max_cover=0)
     return cov.precision, cov.recall
 
 
@@ -120,6 +142,7 @@ def precision_recall_coverage(
     row_batch: int = ROW_BATCH,
     col_batch: int = COL_BATCH,
     max_cover: int = MAX_COVER,
+    neighbours: int = 0,
 ) -> Coverage:
     """`Coverage` of `fake` samples against `real` reference features (see precision_recall)."""
     real = np.asarray(real, dtype=np.float32)
@@ -127,27 +150,49 @@ def precision_recall_coverage(
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"features must be [N, D] with equal D, got {real.shape} and {fake.shape}")
     radii_real = _radii(real, radii_real, k, dtype, device, row_batch, col_batch)
-    radii_fake = _radii(fake, radii_fake, k, dtype, device, row_batch, col_batch)
+    nbr_d = nbr_idx = None
+    if neighbours > 0:  # the samples' neighbour lists, for radii of resamples
+        count = min(k + 1 + neighbours, len(fake))
+        d_all, i_all = nearest_neighbours(fake, count, dtype, device, row_batch, col_batch)
+        radii_fake = d_all[:, k].copy()
+        nbr_d, nbr_idx = d_all[:, 1:], i_all[:, 1:]  # without the sample itself
+        reach = nbr_d[:, -1]
+    else:
+        radii_fake = _radii(fake, radii_fake, k, dtype, device, row_batch, col_batch)
+        reach = radii_fake
     dev = torch.device(device) if device is not None else torch.device("cpu")
     r_real = torch.as_tensor(radii_real, device=dev)
     r_fake = torch.as_tensor(radii_fake, device=dev)
+    r_reach = torch.as_tensor(np.maximum(reach, radii_fake), device=dev)  # no resample's ball reaches beyond
     real_t, fake_t = torch.as_tensor(real, device=dev), torch.as_tensor(fake, device=dev)
     fake_covered = torch.zeros(len(fake), dtype=torch.bool, device=dev)  # -> precision
-    real_cover = []  # -> recall: per row block, [rows, T] covering sample indices (-1: none)
-    t = max(1, min(int(max_cover), len(fake)))
+    real_covered = torch.zeros(len(real), dtype=torch.bool, device=dev)  # -> recall
+    pairs = []  # -> recall's bootstrap: (reference point, sample, squared distance, slack) within reach
     for r0 in range(0, len(real), row_batch):
-        best_slack, best_idx = [], []
         for c0 in range(0, len(fake), col_batch):
             d = _block(real_t[r0 : r0 + row_batch], fake_t[c0 : c0 + col_batch], dtype)
             fake_covered[c0 : c0 + col_batch] |= (d <= r_real[r0 : r0 + row_batch][:, None]).any(dim=0)
-            # slack <= 0: sample c0+j's ball covers the reference point; keep the t deepest
-            slack = d - r_fake[c0 : c0 + col_batch][None, :]
-            vals, idx = torch.topk(slack, min(t, slack.shape[1]), dim=1, largest=False)
-            best_slack.append(vals)
-            best_idx.append(idx + c0)
-        vals, idx = torch.cat(best_slack, dim=1), torch.cat(best_idx, dim=1)
-        if vals.shape[1] > t:
-            vals, pick = torch.topk(vals, t, dim=1, largest=False)
-            idx = torch.gather(idx, 1, pick)
-        real_cover.append(torch.where(vals <= 0, idx, torch.full_like(idx, -1)))
-    return Coverage(fake_covered.cpu().numpy(), torch.cat(real_cover).cpu().numpy())
+            real_covered[r0 : r0 + row_batch] |= (d <= r_fake[c0 : c0 + col_batch][None, :]).any(dim=1)
+            if max_cover > 0:
+                rows, cols = torch.nonzero(d <= r_reach[c0 : c0 + col_batch][None, :], as_tuple=True)
+                dist = d[rows, cols]
+                pairs.append((rows + r0, cols + c0, dist, dist - r_fake[c0 + cols]))
+    cover, cover_d = _candidates(pairs, len(real), max_cover)
+    return Coverage(fake_covered.cpu().numpy(), real_covered.cpu().numpy(), cover, cover_d,
+                    np.asarray(radii_fake, dtype=np.float32), k, nbr_d, nbr_idx)
+
+
+def _candidates(pairs, m: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """[m, T] sample indices (-1: none) and squared distances of each reference point's candidate
+    samples: at most t, those whose full-set ball covers it most deeply first."""
+    if t <= 0 or not pairs:
+        return np.zeros((m, 0), np.int64), np.zeros((m, 0), np.float32)
+    rows, cols, dist, slack = (torch.cat(x).cpu().numpy() for x in zip(*pairs))
+    order = np.lexsort((slack, rows))
+    rows, cols, dist = rows[order], cols[order], dist[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)  # position within its row
+    keep = rank < t
+    width = int(min(t, rank.max() + 1)) if len(rank) else 0
+    cover, cover_d = np.full((m, width), -1, np.int64), np.zeros((m, width), np.float32)
+    cover[rows[keep], rank[keep]], cover_d[rows[keep], rank[keep]] = cols[keep], dist[keep]
+    return cover, cover_d
