@@ -51,7 +51,6 @@ class ImageMetricAccumulator:
         self.extractor = extractor
         self.columns = cols = image_columns(extractor.name)
         wanted = set(cols.keys() if keys is None else keys)
-        self.wanted = wanted
         self.do_pr = bool(precision_recall) and any(c in wanted for c in cols.pr)
         self.k = k
         self.distance_dtype = distance_dtype

@@ -89,7 +89,6 @@ class Stages:
 
     def _reference(self):
         from sgbench.metrics.reference import ReferenceSet, load_reference
-
         from sgbench.metrics.registry import image_columns
 
         r = self.suite.metrics.reference
