@@ -35,7 +35,7 @@ class Evil:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A directory with a tiny suite, a finished run of it, a tiny training run and its files."""
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
     from sgbench.models.dit import DiT, DiTConfig
     from sgbench.models.loading import save_sgbench_safetensors
 

@@ -71,7 +71,7 @@ def test_each_gpu_suite_resolves_the_parametrization_its_checkpoint_records(name
 
 
 def test_a_run_whose_checkpoint_records_nothing_stops_before_its_run_directory(tmp_path, capsys):
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
     from sgbench.models.dit import DiT, DiTConfig
 
     cfg = DiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=32, depth=2, num_heads=2,

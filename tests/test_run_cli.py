@@ -14,7 +14,7 @@ from sgbench.cli import main
 
 @pytest.fixture
 def tiny_suite(tmp_path):
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
     from sgbench.models.dit import DiT, DiTConfig
     from sgbench.models.loading import save_sgbench_safetensors
 
@@ -56,6 +56,8 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
         assert r["status"] == "complete" and r["n_samples"] == "8" and r["seed"] == "0"
         for k in ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc", "gflops", "images_per_s"):
             assert float(r[k]) == float(r[k]), k  # a number, not NaN
+        for k in ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc"):
+            assert float(r[k + "_se"]) >= 0, k  # every quality metric has its bootstrap standard error
     g = {r["trial_id"]: float(r["gflops"]) for r in rows}
     assert g["b-cfg"] == pytest.approx(2 * g["b-unguided"])  # CFG: two dense passes
     header = list(rows[0])

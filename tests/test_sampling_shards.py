@@ -14,6 +14,7 @@ import torch.nn as nn
 from sgbench.cli import main as cli
 from sgbench.errors import UserError
 from sgbench.sampling.npz import Streamed, write_npz
+from sgbench.sampling.seeding import labels_for
 from sgbench.sampling.shards import MANIFEST, run_sharded, shard_dir, shard_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ def test_sample_command_writes_adm_npz(tmp_path, capsys):
     with np.load(out) as z:
         assert z["arr_0"].shape == (5, 8, 8, 3) and z["arr_0"].dtype == np.uint8
         assert z.files == ["arr_0", "arr_1"] and z["arr_1"].dtype == np.int64
-        assert z["arr_1"].tolist() == [0, 1, 2, 3, 4]
+        assert z["arr_1"].tolist() == labels_for(range(5), 5, seed=3).tolist()  # default: random
         assert z["arr_0"].std() > 10
     # an existing output is never replaced silently
     assert cli(["sample", "--checkpoint", str(ck), *SG_ARGS, "--out", str(out)]) == 2
@@ -222,7 +223,7 @@ def test_sample_then_evaluate_keeps_class_accuracy(tmp_path, capsys):
     files of older versions (labels under 'labels') still give it."""
     import json
 
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, load_classifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, load_classifier, save_classifier
 
     ck = save_tiny_model(tmp_path / "m.safetensors", input_size=32)
     torch.manual_seed(0)

@@ -90,6 +90,8 @@ def test_geneval_suite_runs_baselines_and_search_and_keeps_images(tmp_path, caps
     assert {r["trial_id"] for r in rows[4:]} <= {"s-0000", "s-0001"} and len(rows) >= 6
     done = [r for r in rows if r["status"] == "complete"]
     assert all(r["n_samples"] == "12" and 0.0 <= float(r["geneval"]) <= 1.0 for r in done)
+    # standard errors over prompts for the overall score and every tag
+    assert all(float(r["geneval_se"]) >= 0 and float(r["geneval_counting_se"]) >= 0 for r in done)
     assert all(float(r["gflops"]) > 0 and float(r["images_per_s"]) > 0 for r in done)
     # cfg+sg (1 strong + 1 weak pass at gammas 0.2 / 0.7) costs less than two dense passes
     by = {r["trial_id"]: float(r["gflops"]) for r in done}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-# Printed labels in ADM's order and wording; other extractors use their metric keys.
-_ADM_LINES = [("is", "Inception Score"), ("fid", "FID"), ("sfid", "sFID"), ("precision", "Precision"), ("recall", "Recall")]
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -45,6 +43,7 @@ def main(args) -> int:
     from sgbench.metrics.extractors import get_extractor
     from sgbench.metrics.image_io import count_images, iter_images, read_npz_labels
     from sgbench.metrics.reference import load_reference
+    from sgbench.metrics.registry import INCEPTION, get, image_columns
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     weights = args.inception_weights if args.extractor == "inception" else args.classifier_weights
@@ -61,7 +60,7 @@ def main(args) -> int:
     reference = load_reference(args.ref, extractor, cache_dir=args.cache_dir, need_features=do_pr,
                                batch_size=extractor.batch_size, use_cache=not args.no_cache, log=log)
     n = min(n, args.limit) if args.limit else n
-    labels = read_npz_labels(args.samples, count_images(args.samples)) if extractor.metric_prefix else None
+    labels = read_npz_labels(args.samples, count_images(args.samples)) if image_columns(extractor.name).class_acc else None
     acc = ImageMetricAccumulator(extractor, precision_recall=do_pr, distance_dtype=args.distance_dtype)
     log(f"computing sample features of {n} images from {args.samples} ...")
     done = 0
@@ -72,10 +71,9 @@ def main(args) -> int:
     if args.json:
         print(json.dumps({"samples": str(args.samples), "ref": str(args.ref), "extractor": extractor.name,
                           "n_samples": done, **{k: float(np.float64(v)) for k, v in metrics.items()}}))
-    elif extractor.metric_prefix == "":
-        for key, label in _ADM_LINES:
-            if key in metrics:
-                print(f"{label}: {metrics[key]}")
+    elif extractor.name == INCEPTION:  # ADM's lines, in its order and wording
+        for key, value in metrics.items():
+            print(f"{get(key).title}: {value}")
     else:
         for key, value in metrics.items():
             print(f"{key}: {value}")

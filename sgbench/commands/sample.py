@@ -38,7 +38,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--num-samples", type=L.count_arg(1, L.MAX_SAMPLES), required=True)
     s.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=32, help="per worker; also the shard size (default 32)")
     s.add_argument("--seed", type=L.count_arg(0, 2**63 - 1), default=0)
-    s.add_argument("--labels", default="balanced", help="balanced (index %% classes, default) | random")
+    s.add_argument("--labels", default="random",
+                   help="random (uniform from (seed, i), as ADM/DiT/SiT; default) | balanced (index %% classes)")
     s.add_argument("--vae", help="diffusers AutoencoderKL directory for latent models (e.g. sd-vae-ft-ema)")
     s.add_argument("--rounding", default="round", help="round (DiT/SiT, default) | truncate (MaskDiT/tread)")
     s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda")
@@ -131,7 +132,7 @@ def main(args) -> int:
     def produce(indices):
         return generate(
             denoisers, rule, decoder, args.num_samples, args.seed, args.batch_size, steps=args.steps,
-            solver=args.solver, label_mode=args.labels, device=device, indices=indices,
+            solver=args.solver, conditions=args.labels, device=device, indices=indices,
         )
 
     def log(msg):

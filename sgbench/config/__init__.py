@@ -12,12 +12,9 @@ from sgbench.config.schema import (
     SearchConfig,
     SpaceConfig,
     Suite,
-    lower_is_better,
-    metric_keys,
 )
 
 __all__ = [
     "LoadedSuite", "load_suite", "MetricsConfig", "ModelConfig", "PruningConfig", "RangeConfig",
     "ReferenceConfig", "ReportConfig", "SamplerConfig", "SearchConfig", "SpaceConfig", "Suite",
-    "lower_is_better", "metric_keys",
 ]

@@ -17,10 +17,9 @@ from sgbench.config.typed import fail
 from sgbench.errors import FieldError
 from sgbench.guidance.vocabulary import (DEFAULT_SEARCH, SEARCHABLE, GuidanceConfig, check_omega, method_spec, parse_gamma,
                                          parse_interval)
+from sgbench.metrics import registry
+from sgbench.metrics.benchmarks import BENCHMARKS
 from sgbench.secrets import register_url
-
-INCEPTION_METRICS = ("fid", "sfid", "is", "precision", "recall")
-COST_METRICS = ("gflops", "images_per_s")
 
 
 def _checked(path: str, check, *args):
@@ -31,27 +30,6 @@ def _checked(path: str, check, *args):
         fail(path, e.message)
 
 
-# T2I benchmark kinds -> the scorer that measures them (its name prefixes the metric columns)
-BENCHMARK_SCORERS = {"geneval": "geneval", "shapes_geneval": "geneval", "hpsv3": "hpsv3"}
-
-
-def metric_keys(extractor: str) -> tuple[str, ...]:
-    """The trials.csv metric columns an extractor (or T2I scorer) can produce (docs/design.md)."""
-    if extractor == "inception":
-        return INCEPTION_METRICS
-    if extractor == "geneval":  # overall = mean over the 6 tags, then per tag (paper Table 5)
-        from sgbench.t2i.geneval import TAGS
-
-        return ("geneval",) + tuple(f"geneval_{t}" for t in TAGS)
-    if extractor == "hpsv3":  # overall mean, then per HPDv3 category (paper Table 4)
-        from sgbench.t2i.hpsv3_client import HPSV3_CATEGORIES, category_column
-
-        return ("hpsv3",) + tuple(category_column(c) for c in HPSV3_CATEGORIES)
-    return (f"fd_{extractor}", f"precision_{extractor}", f"recall_{extractor}", "class_acc")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric in ("fid", "sfid", "gflops") or metric.startswith("fd_")
 
 
 @dataclass
@@ -86,7 +64,8 @@ class SamplerConfig:
     steps: int = 40
     batch_size: int = 64
     dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    labels: Literal["balanced", "random"] = "balanced"  # class of sample i: i % classes, or drawn from (seed, i)
+    # class of sample i: uniform from (seed, i) as ADM/DiT/SiT draw them, or i % classes
+    labels: Literal["random", "balanced"] = "random"
     rounding: Literal["round", "truncate"] = "round"  # pixels -> uint8 (DiT/SiT round; MaskDiT/tread truncate)
     images_per_prompt: int = 4  # T2I: images per benchmark prompt (GenEval and HPSv3 use 4)
     resolution: Optional[int] = None  # T2I: image side, checked against the model
@@ -255,6 +234,8 @@ class MetricsConfig:
     weights: Optional[str] = None  # feature extractor weights file
     batch_size: int = 250  # extractor batch
     keys: Optional[list[str]] = None  # metric columns to record; default: all of the extractor's
+    # bootstrap replicates behind each metric's standard error (`<metric>_se`); 0: none
+    bootstrap: int = 200
     gflops: bool = True  # columns gflops (fvcore's count, as the paper's tables) and gflops_attn
     throughput: Literal["sampling", "off"] = "sampling"
 
@@ -269,23 +250,25 @@ class MetricsConfig:
         if self.n_samples is not None:
             limits.check_count(self.n_samples, f"{path}.n_samples", 2, limits.MAX_SAMPLES)
         limits.check_count(self.batch_size, f"{path}.batch_size", 1, limits.MAX_BATCH)
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            fail(f"{path}.bootstrap", "must be 0 (no standard errors) or >= 2 replicates")
 
     def check_keys(self, path: str) -> None:
-        known = metric_keys(self.extractor)
+        known = registry.provider_metrics(self.extractor)
         for i, k in enumerate(self.keys or []):
             if k not in known:
                 fail(f"{path}.keys[{i}]", f"{self.extractor!r} gives {', '.join(known)}, not {k!r}")
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
-        return tuple(self.keys) if self.keys else metric_keys(self.extractor)
+        return tuple(self.keys) if self.keys else registry.provider_metrics(self.extractor)
 
 
 @dataclass
 class BenchmarkConfig:
     """T2I suites: the prompt set and its scorer (the class-conditional `metrics.reference`'s role)."""
 
-    kind: Literal["geneval", "hpsv3", "shapes_geneval"]
+    kind: str  # a benchmark of sgbench.metrics.benchmarks: geneval | hpsv3 | shapes_geneval
     metadata: Optional[str] = None  # geneval: evaluation_metadata.jsonl (shapes_geneval: optional)
     detector_config: Optional[str] = None  # geneval: Mask2Former config (mmdet 3.x)
     detector_checkpoint: Optional[str] = None
@@ -304,6 +287,8 @@ class BenchmarkConfig:
     save_images: bool = True  # keep every image under results/<run>/images/<trial>/seed<k>/
 
     def check(self, path: str) -> None:
+        if self.kind not in BENCHMARKS:
+            fail(f"{path}.kind", f"unknown benchmark {self.kind!r}; known: {', '.join(BENCHMARKS)}")
         if self.kind == "geneval":
             for key in ("metadata", "detector_config", "detector_checkpoint", "clip_weights"):
                 if not getattr(self, key):
@@ -318,7 +303,7 @@ class BenchmarkConfig:
 
     @property
     def scorer(self) -> str:
-        return BENCHMARK_SCORERS[self.kind]
+        return BENCHMARKS[self.kind].scorer
 
 
 @dataclass
@@ -388,7 +373,7 @@ class Suite:
         if s is not None:
             if method_spec(s.method).needs_weak_network and not self.model.weak_checkpoint:
                 fail(f"{path}.search.method", f"{s.method} needs model.weak_checkpoint (an earlier checkpoint)")
-            known = self.metrics.metric_keys + COST_METRICS
+            known = self.metrics.metric_keys + registry.cost_keys()
             if s.objective is None:
                 s.objective = self.metrics.metric_keys[0]
             elif s.objective not in known:
@@ -411,4 +396,4 @@ class Suite:
         """Optuna directions of the search objective(s)."""
         s = self.search
         keys = (s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
-        return ["minimize" if lower_is_better(k) else "maximize" for k in keys]
+        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in keys]

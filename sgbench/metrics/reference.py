@@ -40,14 +40,23 @@ class ReferenceSet:
     features: Optional[np.ndarray] = None
     source: str = ""
     _radii: Dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
+    _sqrt_sigma: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def radii(self, k: int, dtype: str, device=None) -> np.ndarray:
         """k-NN radii of the reference features, computed once per (k, dtype)."""
-        from sgbench.metrics.precision_recall import manifold_radii
+        from sgbench.metrics.prc import manifold_radii
 
         if (k, dtype) not in self._radii:
             self._radii[(k, dtype)] = manifold_radii(self.features, k, dtype, device)
         return self._radii[(k, dtype)]
+
+    def sqrt_sigma(self, kind: str) -> np.ndarray:
+        """Symmetric square root of the `kind` covariance, computed once (for FD standard errors)."""
+        from sgbench.metrics.bootstrap import sqrt_psd
+
+        if kind not in self._sqrt_sigma:
+            self._sqrt_sigma[kind] = sqrt_psd(self.gaussians[kind].sigma)
+        return self._sqrt_sigma[kind]
 
     @classmethod
     def from_batches(cls, extractor, batches: Iterable[np.ndarray], max_features: Optional[int] = DEFAULT_MAX_FEATURES, source: str = ""):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from sgbench.guidance.vocabulary import is_unguided, method_display_name
 from sgbench.report.metrics import COST_COLUMNS, SE_SUFFIX, higher_is_better, is_metric
+from sgbench.report.significance import seed_mean_se
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Stat:
     mean: float
     std: float  # over seeds (ddof=1); nan with one seed
     n: int
-    se: float  # standard error of the mean: from seeds, else from `<metric>_se`; nan if unknown
+    se: float  # standard error of the mean over seeds and samples (report.significance); nan if unknown
 
     def __bool__(self) -> bool:
         return self.n > 0 and not math.isnan(self.mean)
@@ -89,18 +89,8 @@ def setting_of(row) -> Setting:
 
 
 def stat_of(values, ses=None) -> Stat:
-    """Mean, std and standard error of per-seed values; `ses` are per-row standard errors."""
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
-    n = len(v)
-    if n == 0:
-        return Stat(math.nan, math.nan, 0, math.nan)
-    std = float(v.std(ddof=1)) if n > 1 else math.nan
-    if n > 1:
-        se = std / math.sqrt(n)
-    else:
-        known = [s for s in (ses or []) if not math.isnan(s)]
-        se = math.sqrt(sum(s * s for s in known)) / len(known) if known else math.nan
-    return Stat(float(v.mean()), std, n, se)
+    """Mean, std and standard error of per-seed values; `ses` are their `<metric>_se` values."""
+    return Stat(*seed_mean_se(list(values), ses))
 
 
 def summarise(trials: pd.DataFrame) -> list[Summary]:

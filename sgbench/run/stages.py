@@ -162,9 +162,11 @@ class ClassStages(Stages):
 
     def _reference(self):
         from sgbench.metrics.reference import ReferenceSet, load_reference
+        from sgbench.metrics.registry import image_columns
 
         r = self.suite.metrics.reference
-        need_pr = any(k.startswith(("precision", "recall")) for k in self.suite.metrics.metric_keys)
+        pr = image_columns(self.suite.metrics.extractor).pr
+        need_pr = any(k in pr for k in self.suite.metrics.metric_keys)
         if r.path is not None:
             return load_reference(self.loaded.paths["suite.metrics.reference.path"], self.extractor,
                                   need_features=need_pr, batch_size=self.suite.metrics.batch_size, log=self.log)
@@ -193,27 +195,22 @@ class ClassStages(Stages):
 
     def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
         """Batches (indices, uint8 NHWC images, labels) of samples start..stop-1 of `seed`."""
-        import torch
-
         from sgbench.sampling import generate
 
         sp = self.suite.sampler
-        autocast = {"auto": "auto", "fp32": None, "bf16": torch.bfloat16}[sp.dtype]
         return generate(self.denoisers, self.rule(setting), self.decoder, num_samples=stop, seed=seed,
-                        batch_size=sp.batch_size, steps=sp.steps, solver=sp.solver, label_mode=sp.labels,
-                        device=self.device, indices=range(start, stop), autocast=autocast)
+                        batch_size=sp.batch_size, steps=sp.steps, solver=sp.solver, conditions=sp.labels,
+                        device=self.device, indices=range(start, stop), autocast=sp.dtype)
 
     # ---- metrics ------------------------------------------------------------------------
     def accumulator(self, trial_id=None, seed=None):
         from sgbench.metrics.accumulator import ImageMetricAccumulator
 
-        keys = self.suite.metrics.metric_keys
-        pr = any(k.startswith(("precision", "recall")) for k in keys)
-        return ImageMetricAccumulator(self.extractor, precision_recall=pr)
+        m = self.suite.metrics
+        return ImageMetricAccumulator(self.extractor, keys=m.metric_keys, bootstrap=m.bootstrap, seed=seed or 0)
 
     def compute(self, acc) -> dict[str, float]:
-        values = acc.compute(self.reference)
-        return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
+        return recorded_columns(acc.compute(self.reference), self.suite.metrics.metric_keys)
 
     def gflops(self, setting: GuidanceConfig) -> float:
         """GFLOPs of one guided velocity evaluation per image, averaged over the model evaluations
@@ -286,6 +283,15 @@ def reference_side(path) -> Optional[int]:
     if h != w:
         raise UserError(f"reference {p}: images are {w}x{h}; sgbench compares square images")
     return h
+
+
+def recorded_columns(values: dict, keys) -> dict[str, float]:
+    """The suite's metric columns of `values`, then their standard errors (`<key>_se`)."""
+    from sgbench.metrics.registry import se_column
+
+    out = {k: float(values[k]) for k in keys if k in values}
+    out.update({se_column(k): float(values[se_column(k)]) for k in keys if se_column(k) in values})
+    return out
 
 
 def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import GuidanceConfig
-from sgbench.run.stages import ClassStages
+from sgbench.run.stages import ClassStages, recorded_columns
 
 
 class T2IStages(ClassStages):
@@ -64,12 +64,7 @@ class T2IStages(ClassStages):
         if any(m.needs_random_condition for m in s.methods):  # ICG's random conditions
             denoiser.use_prompt_pool(self.prompts.prompts)
         self.denoisers["main"], self.encoder = denoiser, denoiser.text_encoder
-        self.decoder = None
-        vae = self.loaded.paths.get("suite.model.vae")
-        if vae is not None:
-            from sgbench.sampling.decode import VAEDecoder
-
-            self.decoder = VAEDecoder(vae, device=self.device, rounding=s.sampler.rounding)
+        self.decoder = self._decoder()
         self._load_scorer()
         self.log(f"{b.kind}: {len(items)} prompts x {s.sampler.images_per_prompt} images, "
                  f"{s.metrics.n_samples} samples per trial and seed")
@@ -148,22 +143,19 @@ class T2IStages(ClassStages):
 
     # ---- sampling -----------------------------------------------------------------------
     def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
-        """Batches (positions, uint8 NHWC images, sample ids) of stream positions start..stop-1."""
-        import torch
+        """Batches (positions, uint8 NHWC images, sample ids) of stream positions start..stop-1.
 
-        from sgbench.t2i.generate import generate_t2i
+        Sample id s renders prompt s // k (`Prompts` condition source of sgbench.sampling)."""
+        from sgbench.sampling import Prompts, generate
 
         sp = self.suite.sampler
-        autocast = {"fp32": None, "bf16": torch.bfloat16,
-                    "auto": None if self.device == "cpu" else torch.bfloat16}[sp.dtype]
-        k = self.prompts.images_per_prompt
-        flat = [p for p in self.prompts.prompts for _ in range(k)]  # sample id -> prompt
+        source = Prompts(self.prompts.prompts, self.encoder, self.prompts.images_per_prompt)
         ids = [int(i) for i in self.order[start:stop]]
         pos = {sid: start + n for n, sid in enumerate(ids)}
-        for idx, images in generate_t2i(self.denoisers["main"], self.encoder, flat, self.rule(setting), sp.steps,
-                                        seed, sp.batch_size, sp.solver, autocast, self.decoder, self.device,
-                                        indices=ids):
-            yield np.array([pos[i] for i in idx]), images, np.asarray(idx)
+        for idx, images, _prompt in generate(self.denoisers, self.rule(setting), self.decoder, source.num_samples,
+                                             seed, sp.batch_size, sp.steps, sp.solver, conditions=source,
+                                             device=self.device, indices=ids, autocast=sp.dtype):
+            yield np.array([pos[int(i)] for i in idx]), images, np.asarray(idx)
 
     # ---- metrics ------------------------------------------------------------------------
     def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):
@@ -176,12 +168,12 @@ class T2IStages(ClassStages):
         if self.benchmark.kind == "hpsv3":
             if image_dir is None:
                 raise UserError("HPSv3 scoring needs a run directory for its images")
-            return HPSv3Accumulator(self.prompts, self.hps_client, image_dir)
-        return GenEvalAccumulator(self.prompts, self.detector, self.colors, self.options, image_dir)
+            return HPSv3Accumulator(self.prompts, self.hps_client, image_dir, self.suite.metrics.bootstrap, seed or 0)
+        return GenEvalAccumulator(self.prompts, self.detector, self.colors, self.options, image_dir,
+                                  self.suite.metrics.bootstrap, seed or 0)
 
     def compute(self, acc) -> dict[str, float]:
-        values = acc.compute()
-        return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
+        return recorded_columns(acc.compute(), self.suite.metrics.metric_keys)
 
     def text_len(self) -> int:
         """Mean text tokens per prompt (the cross-attention's keys), for the FLOP count."""

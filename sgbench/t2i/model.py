@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
-
 from sgbench.errors import UserError
 
 
@@ -25,7 +23,3 @@ def load_t2i(path, device="cpu", text_encoder: Optional[dict] = None,
         denoiser.use_prompt_pool(random_prompts)
     return denoiser, denoiser.text_encoder, read_sgbench_metadata(p)
 
-
-def pixels_to_uint8(x: torch.Tensor):
-    """Model-space pixels in [-1, 1], [B, C, H, W] -> uint8 NHWC numpy (SiT's rounding)."""
-    return torch.clamp(127.5 * x + 128.0, 0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
