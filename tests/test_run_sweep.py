@@ -283,3 +283,21 @@ def test_shipped_sweep_suites_resolve_their_checkpoints_steps(name, swept, tmp_p
     assert len(steps) == len(entries) >= 2 and steps == sorted(steps)
     if name == "quickstart_sweep":
         assert steps == [1000, 8000]  # the shipped files record them
+
+
+def test_the_checkpoints_sgbench_train_keeps_are_a_sweep(files):
+    from sgbench.run.sweep import resolve_cells
+    from sgbench.train import parse_train_config, train
+
+    raw = {"task": "class_image", "data": {"name": "shapes", "n_train": 32, "n_heldout": 8},
+           "model": {"patch_size": 8, "hidden_size": 32, "depth": 2, "num_heads": 2, "routes": ["0-0"]},
+           "objective": {"route_rate": 0.5, "label_dropout": 0.2},
+           "train": {"steps": 4, "batch_size": 4, "ckpt_every": 2, "keep_every": 2, "precision": "fp32"},
+           "output": {"dir": str(files / "run")}}
+    train(parse_train_config(raw), raw, progress=False)
+    data = suite_data({"sweep": ["run/checkpoints/step_0000004.pt", "run/checkpoints/step_0000002.pt"]})
+    data["methods"] = data["methods"][:2]
+    data["search"]["method"] = "sg"
+    cells = resolve_cells(load_suite(write(files, data)))
+    assert [(c.main.step, c.main.given) for c in cells] == [(2, "run/checkpoints/step_0000002.pt"),
+                                                            (4, "run/checkpoints/step_0000004.pt")]
