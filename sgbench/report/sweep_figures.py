@@ -35,50 +35,58 @@ def _setting_text(p: Point) -> str:
     return " ".join(parts)
 
 
+def _iterations(v: int) -> str:
+    """50000 -> '50k', 2000000 -> '2M' (tick labels)."""
+    for div, unit in ((1_000_000, "M"), (1000, "k")):
+        if v >= div and v % (div // 10) == 0:
+            return f"{v / div:g}{unit}"
+    return str(v)
+
+
 def _errorbar(ax, xs, ys, ses, method: str, label: str) -> None:
     yerr = [0.0 if math.isnan(e) else e for e in ses]
     ax.errorbar(xs, ys, yerr=yerr if any(yerr) else None, color=_color(method), marker=_marker(method),
                 markersize=5, linewidth=1.5, capsize=2.5, label=label)
 
 
-def training_plot(run: Run, column: str, path: Path) -> list[Path]:
-    """Paper Fig. 5 left: `column` over the main network's training iterations, per method."""
-    curves = training_curve(run, column)
+def _curve_plot(curves: dict[str, list[Point]], column: str, x, xlabel: str, title: str, path: Path,
+                annotate: bool = False) -> list[Path]:
+    """One line per method over checkpoints (`x(point)`), error bars = standard errors."""
     if not curves or max(len(p) for p in curves.values()) < 2:
         return []
     plt, sns = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for method, pts in curves.items():
-        _errorbar(ax, [p.step for p in pts], [p.value(column) for p in pts], [p.se(column) for p in pts],
-                  method, method_display_name(method))
-    ax.set_xlabel("training iteration")
+        xs, ys = [x(p) for p in pts], [p.value(column) for p in pts]
+        _errorbar(ax, xs, ys, [p.se(column) for p in pts], method, method_display_name(method))
+        for xv, yv, p in zip(xs, ys, pts) if annotate else ():
+            ax.annotate(_setting_text(p), (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=6,
+                        color=_color(method))
+    steps = sorted({x(p) for pts in curves.values() for p in pts})
+    if steps[0] > 0 and steps[-1] / steps[0] >= 8:  # checkpoints spread over orders of magnitude
+        ax.set_xscale("log")
+        ax.minorticks_off()
+    ax.set_xticks(steps, [_iterations(v) for v in steps], fontsize=7)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(_label(column))
     ax.legend(fontsize=7, frameon=False)
-    ax.set_title(f"{display_name(column)} over training, each method at its best setting", fontsize=9)
+    ax.set_title(title, fontsize=9)
     sns.despine(ax=ax)
     return _save(fig, path)
+
+
+def training_plot(run: Run, column: str, path: Path) -> list[Path]:
+    """Paper Fig. 5 left: `column` over the main network's training iterations, per method."""
+    return _curve_plot(training_curve(run, column), column, lambda p: p.step, "training iteration",
+                       f"{display_name(column)} over training, each method at its best setting", path)
 
 
 def auxiliary_plot(run: Run, column: str, path: Path) -> list[Path]:
     """Paper Fig. 7 right: best `column` per auxiliary checkpoint for AG and AG+SG, each point
     labelled with the (γ_strong, γ_weak) and ω that reach it."""
-    curves = auxiliary_curve(run, column)
-    if not curves or max(len(p) for p in curves.values()) < 2:
-        return []
-    plt, sns = _plt()
-    fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    for method, pts in curves.items():
-        xs, ys = [p.weak_step for p in pts], [p.value(column) for p in pts]
-        _errorbar(ax, xs, ys, [p.se(column) for p in pts], method, method_display_name(method))
-        for x, y, p in zip(xs, ys, pts):
-            ax.annotate(_setting_text(p), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6,
-                        color=_color(method))
-    ax.set_xlabel("auxiliary checkpoint (training iteration)")
-    ax.set_ylabel(_label(column))
-    ax.legend(fontsize=7, frameon=False)
-    ax.set_title(f"Best {display_name(column)} per auxiliary checkpoint", fontsize=9)
-    sns.despine(ax=ax)
-    return _save(fig, path)
+    return _curve_plot(auxiliary_curve(run, column), column, lambda p: p.weak_step,
+                       "auxiliary checkpoint (training iteration)",
+                       f"Best {display_name(column)} per auxiliary checkpoint", path, annotate=True)
 
 
 def lpips_plot(rs: RunSummaries, path: Path) -> list[Path]:
