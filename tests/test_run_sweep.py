@@ -301,3 +301,18 @@ def test_the_checkpoints_sgbench_train_keeps_are_a_sweep(files):
     cells = resolve_cells(load_suite(write(files, data)))
     assert [(c.main.step, c.main.given) for c in cells] == [(2, "run/checkpoints/step_0000002.pt"),
                                                             (4, "run/checkpoints/step_0000004.pt")]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: d["model"].update(checkpoint=None, sweep=[d["model"]["checkpoint"]]),
+     "suite.model.sweep: checkpoint sweeps are not supported for text-to-image suites"),
+    (lambda d: d.setdefault("metrics", {}).update(lpips={"weights": "x.pth"}),
+     "suite.metrics.lpips: LPIPS to the conditional prediction is measured for class-conditional suites only"),
+])
+def test_text_to_image_suites_refuse_sweeps_and_lpips(tmp_path, change, expected):
+    from pathlib import Path
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "suites" / "t2i_quickstart.yaml").read_text())
+    change(data)
+    with pytest.raises(UserError, match="^" + expected.replace(".", r"\.")):
+        load_suite(write(tmp_path, data), check_files=False)
