@@ -89,11 +89,13 @@ def test_seeds_are_summarised_per_checkpoint_never_across(tmp_path):
 
 
 def test_the_report_of_a_sweep_draws_fig5_and_tabulates_the_sweep(tmp_path):
-    d = run_dir(tmp_path, training_rows(), MAIN)
+    failed = row("cfg", 3.0, 1000, "", status="failed")  # its best is then cfg at ω=1.5
+    d = run_dir(tmp_path, [r for r in training_rows() if r["trial_id"] != failed["trial_id"]] + [failed], MAIN)
     assert main(["report", str(d), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Checkpoint sweep: best FID per method" in md
-    assert "| 2000 | 30.00 ± 0.10 (ω=1) | 12.00 ± 0.10 (ω=1.5) | 10.00 ± 0.10 (γ=(0, 0.9) ω=3) |" in md
+    assert "| 2000 | 30.00 ± 0.10 (ω=1) | 12.00 ± 0.10 (ω=1.5) | 10.00 ± 0.10 (γ=(0, 0.9) ω=3) | 4 |" in md
+    assert "| 1000 | 30.00 ± 0.10 (ω=1) | 20.00 ± 0.10 (ω=1.5) | 15.00 ± 0.10 (γ=(0, 0.9) ω=3) | 4 (1 failed) |" in md
     figures = {p.name for p in (tmp_path / "rep" / "figures").glob("*.png")}
     assert {"sweep_training_fid.png", "lpips_cond.png"} <= figures
     assert "sweep_auxiliary_fid.png" not in figures  # no auxiliary sweep

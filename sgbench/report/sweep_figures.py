@@ -16,7 +16,7 @@ from sgbench.metrics.registry import LPIPS_COND
 from sgbench.report.figures import _color, _label, _marker, _plt, _save, slug
 from sgbench.report.metrics import display_name, number_format, primary_metric
 from sgbench.report.runs import Run
-from sgbench.report.sweep import (Point, auxiliary_curve, is_sweep, lpips_points, main_steps, newest_view,
+from sgbench.report.sweep import (STEP, Point, auxiliary_curve, is_sweep, lpips_points, main_steps, newest_view,
                                   training_curve)
 from sgbench.report.tables import Cell, RunSummaries, Table, header_cell
 
@@ -110,6 +110,13 @@ def lpips_plot(rs: RunSummaries, path: Path) -> list[Path]:
     return _save(fig, path)
 
 
+def _status_text(run: Run, step: int) -> str:
+    """'12' or '12 (2 failed, 1 pruned)': the rows of one main checkpoint, by status."""
+    status = [st for v, st in zip(run.trials[STEP], run.trials["status"]) if v == step]
+    bad = [f"{status.count(k)} {k}" for k in ("failed", "pruned") if k in status]
+    return f"{len(status)}" + (f" ({', '.join(bad)})" if bad else "")
+
+
 def sweep_table(run: Run, column: str, tag: str = "") -> Table | None:
     """Per main checkpoint (rows) the best `column` of each method (columns), with its setting."""
     curves = training_curve(run, column)
@@ -117,7 +124,7 @@ def sweep_table(run: Run, column: str, tag: str = "") -> Table | None:
     if not curves or not steps:
         return None
     methods = list(curves)
-    header = [Cell("Iteration")] + [Cell(method_display_name(m)) for m in methods]
+    header = [Cell("Iteration")] + [Cell(method_display_name(m)) for m in methods] + [Cell("Rows")]
     table = Table(f"sweep{tag}", f"Checkpoint sweep: best {display_name(column)} per method"
                   + (f" ({run.name})" if tag else ""), "", header)
     by = {m: {p.step: p for p in pts} for m, pts in curves.items()}
@@ -134,10 +141,12 @@ def sweep_table(run: Run, column: str, tag: str = "") -> Table | None:
                 text += f" ± {format(stat.se, number_format(column, stat.se))}"
             extra = _setting_text(p) + (f", aux. {p.weak_step}" if p.weak_step is not None else "")
             row.append(Cell(f"{text} ({extra})" if extra else text, numeric=True))
+        row.append(Cell(_status_text(run, step), numeric=True))
         table.rows.append(row)
     table.caption = (f"Each method at its best setting (ω, γ{', auxiliary checkpoint' if any(p.weak_step is not None for pts in curves.values() for p in pts) else ''}) "
                      f"per training iteration of the main network, by {display_name(column)}; ± its standard error "
-                     "(paper Fig. 5). The other tables and heatmaps show the newest checkpoint.")
+                     "(paper Fig. 5). Rows: trials.csv rows of the checkpoint (one per trial and seed), "
+                     "with those not complete. The other tables and heatmaps show the newest checkpoint.")
     return table
 
 
