@@ -101,8 +101,10 @@ def lpips_plot(rs: RunSummaries, path: Path) -> list[Path]:
     names = [s.setting.method_name for s in pts]
     vals = [s.mean(key) for s in pts]
     ses = [0.0 if math.isnan(s.stats[key].se) else s.stats[key].se for s in pts]
-    ax.bar(range(len(pts)), vals, yerr=ses if any(ses) else None, capsize=3,
-           color=[_color(s.setting.method) for s in pts])
+    bars = ax.bar(range(len(pts)), vals, yerr=ses if any(ses) else None, capsize=3,
+                  color=[_color(s.setting.method) for s in pts])
+    ax.bar_label(bars, labels=[format(v, number_format(key, v)) for v in vals], fontsize=7, padding=2)
+    ax.set_ylim(bottom=0)
     ax.set_xticks(range(len(pts)), names, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(_label(key))
     ax.set_title("LPIPS to the conditional prediction", fontsize=9)
