@@ -316,3 +316,26 @@ def test_text_to_image_suites_refuse_sweeps_and_lpips(tmp_path, change, expected
     change(data)
     with pytest.raises(UserError, match="^" + expected.replace(".", r"\.")):
         load_suite(write(tmp_path, data), check_files=False)
+
+
+def test_a_sweep_run_gains_checkpoints_on_resume_and_never_loses_one(files, capsys):
+    data = suite_data({"sweep": ["m100.safetensors"]})
+    data["methods"] = data["methods"][:2]
+    data["search"] = {"method": "sg", "space": {"gamma_strong": [0.0], "gamma_weak": [0.5], "omega": [2.0]}}
+    data["report"] = {"enabled": False}
+    del data["metrics"]["lpips"]
+    args = ["--out", str(files / "results"), "--no-progress"]
+    assert main(["run", str(write(files, data)), *args]) == 0
+    first = rows(files / "results" / "sweep" / "trials.csv")
+    data["model"]["sweep"].append("m200.safetensors")  # training went on: gate its new checkpoint
+    assert main(["run", str(write(files, data)), *args, "--resume"]) == 0
+    got = rows(files / "results" / "sweep" / "trials.csv")
+    assert [r["trial_id"] for r in got] == ["b-unguided@step100", "b-cfg@step100", "s-0000@step100",
+                                            "b-unguided@step200", "b-cfg@step200", "s-0000@step200"]
+    assert [r["duration_s"] for r in got[:3]] == [r["duration_s"] for r in first]  # step 100 was not re-run
+    capsys.readouterr()
+    assert main(["check", str(files / "results" / "sweep"), "--previous-checkpoint"]) in (0, 1)
+    assert "check sweep@step200 against sweep@step100: 3 matching settings" in capsys.readouterr().out
+    data["model"]["sweep"] = ["m200.safetensors"]
+    assert main(["run", str(write(files, data)), *args, "--resume"]) == 2
+    assert "suite.model.sweep[0] (m100.safetensors) is gone" in capsys.readouterr().err

@@ -92,6 +92,31 @@ class Cell:
         return ", ".join(parts) or self.main.given
 
 
+SWEPT = ("sweep", "weak_sweep")  # the model sections a run may extend on --resume
+
+
+def without_sweep_entries(snapshot: dict) -> dict:
+    """A suite snapshot with each sweep's entries replaced by `true`: a run keeps its identity when
+    checkpoints are added to its sweeps (`kept_entries` checks that none is removed or changed)."""
+    model = snapshot.get("model")
+    if not isinstance(model, dict) or not any(model.get(k) for k in SWEPT):
+        return snapshot
+    return {**snapshot, "model": {k: (bool(v) if k in SWEPT else v) for k, v in model.items()}}
+
+
+def kept_entries(old: dict, new: dict) -> Optional[str]:
+    """The first checkpoint of `old`'s sweeps that `new` lacks (removed, or its path or step changed),
+    as 'suite.model.sweep[i] (PATH)'; None when `new` keeps them all (it may add more)."""
+    for section in SWEPT:
+        before = ((old.get("model") or {}).get(section)) or []
+        after = ((new.get("model") or {}).get(section)) or []
+        for i, entry in enumerate(before):
+            if entry not in after:
+                what = entry.get("checkpoint") if isinstance(entry, dict) else entry
+                return f"{ROOT}.model.{section}[{i}] ({what}) is gone; a sweep's run may only gain checkpoints"
+    return None
+
+
 def resolve_cells(loaded: LoadedSuite, facts=None) -> list[Cell]:
     """The run's cells in order of (main step, weak step). Outside sweeps one cell and no file is
     read; in a sweep every file is read lazily (`facts(spec)` -> its Checkpoint description,
