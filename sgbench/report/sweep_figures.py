@@ -67,6 +67,9 @@ def _curve_plot(curves: dict[str, list[Point]], column: str, x, xlabel: str, tit
         ax.set_xscale("log")
         ax.minorticks_off()
     ax.set_xticks(steps, [_iterations(v) for v in steps], fontsize=7)
+    values = [p.value(column) for pts in curves.values() for p in pts if p.value(column) > 0]
+    if values and max(values) / min(values) >= 10:  # early checkpoints far off: keep the late ones readable
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(_label(column))
     ax.legend(fontsize=7, frameon=False)
