@@ -21,6 +21,7 @@ from sgbench.report.html_page import html_page
 from sgbench.report.render import md_escape, table_markdown, tables_latex
 from sgbench.report.runs import Run, load_run, run_facts, status_line
 from sgbench.report.samples import collect_grids
+from sgbench.report.sweep_figures import SweepReport
 from sgbench.report.tables import RunSummaries, build_tables
 
 MANIFEST = "report.json"
@@ -133,13 +134,14 @@ def build_report(run_dirs, out_dir=None, *, force: bool = False) -> Path:
     check_target(out_dir, resolved, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
-    all_rs = [RunSummaries.of(r) for r in runs]
+    sweeps = SweepReport.of(runs)  # checkpoint sweeps: the ordinary parts read the newest checkpoint
+    all_rs = [RunSummaries.of(r) for r in sweeps.views]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         fig_dir = tmp / "figures"
         fig_dir.mkdir()
-        tables = build_tables(all_rs)
-        figures = build_figures(all_rs, fig_dir)
+        tables = build_tables(all_rs) + sweeps.tables()
+        figures = build_figures(all_rs, fig_dir) + sweeps.figures(all_rs, fig_dir)
         grids = collect_grids(all_rs, fig_dir)
         (tmp / "report.md").write_text(markdown_page(all_rs, tables, figures, grids, out_dir), encoding="utf-8")
         source = ", ".join(names)

@@ -17,6 +17,7 @@ from typing import Optional
 
 from sgbench.config.loader import load_suite
 from sgbench.errors import UserError
+from sgbench.guidance.vocabulary import method_spec
 from sgbench.run.signals import Interrupts
 from sgbench.secrets import redact
 
@@ -104,10 +105,14 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     if builder is not None:
         check_report_target(loaded, root, target, run_name)
 
+    from sgbench.run.sweep import resolve_cells
+
+    cells = resolve_cells(loaded)  # a checkpoint sweep's files: steps, parametrization, one architecture
+    stages.cells = cells
     shared = loaded.storage is not None
     studies = None
     if shared:  # a shared study is joined by name: its suite must be ours
-        studies = _open(loaded, loaded.storage, name or suite.name, rank)
+        studies = _open(loaded, loaded.storage, name or suite.name, rank, cells)
         _check_study_suite(studies, loaded, loaded.storage)
 
     with interrupts.armed():
@@ -119,11 +124,12 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     def open_run_studies(run_dir: Path):
         """The run's studies (its own study.db unless the suite names a shared storage), opened by
         rank 0 before the other ranks join, so they never race to create the database."""
-        opened = studies or _open(loaded, default_storage(run_dir), run_dir.name, rank)
+        opened = studies or _open(loaded, default_storage(run_dir), run_dir.name, rank, cells)
         if studies is None:
             _check_study_suite(opened, loaded, "the run's study.db")
-        for _, study in opened.all():
-            record_suite(study, rundir.comparable(loaded.snapshot()))
+        for _, cell_studies in opened:
+            for _, study in cell_studies.all():
+                record_suite(study, rundir.comparable(loaded.snapshot()))
         return opened
 
     env = environment(device, argv)
@@ -170,8 +176,10 @@ def make_stages(loaded, device, log, stages_factory=None):
     return ClassStages(loaded, device, log)
 
 
-def _open(loaded, storage: str, study_name: str, rank: int):
-    from sgbench.search.study import open_studies
+def _open(loaded, storage: str, study_name: str, rank: int, cells: list) -> list:
+    """[(cell, its Studies)]: per cell of a checkpoint sweep its own baseline and search studies
+    (named `<study>@<cell tag>`), holding the work of the methods that run in it; one storage."""
+    from sgbench.search.study import open_storage, open_studies
 
     suite = loaded.suite
     shared = loaded.storage is not None
@@ -182,7 +190,15 @@ def _open(loaded, storage: str, study_name: str, rank: int):
         import zlib
 
         worker += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100003
-    return open_studies(storage, name, suite.directions, suite.search, bool(suite.methods), worker=worker)
+    rdb = open_storage(storage)
+    out = []
+    for cell in cells:
+        search = suite.search if suite.search is not None and cell.runs(method_spec(suite.search.method)
+                                                                        .needs_weak_network) else None
+        baselines = any(cell.runs(m.needs_weak_network) for m in suite.methods)
+        out.append((cell, open_studies(storage, cell.study_name(name), suite.directions, search, baselines,
+                                       worker=worker, storage_object=rdb)))
+    return out
 
 
 def _check_study_suite(studies, loaded, where: str) -> None:
@@ -190,7 +206,7 @@ def _check_study_suite(studies, loaded, where: str) -> None:
     from sgbench.run.rundir import comparable
     from sgbench.search.study import recorded_suite
 
-    for _, study in studies.all():
+    for study in (study for _, cell_studies in studies for _, study in cell_studies.all()):
         old = recorded_suite(study)
         if old is not None:
             diff = first_difference(old, comparable(loaded.snapshot()), "suite")

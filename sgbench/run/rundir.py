@@ -110,11 +110,17 @@ def read_env(run_dir: Path) -> Optional[dict]:
 
 
 def comparable(snapshot: dict) -> dict:
-    return {k: v for k, v in snapshot.items() if k not in EXECUTION_KEYS}
+    """What makes two suites the same experiment; a checkpoint sweep may gain checkpoints."""
+    from sgbench.run.sweep import without_sweep_entries
+
+    return without_sweep_entries({k: v for k, v in snapshot.items() if k not in EXECUTION_KEYS})
 
 
 def suite_difference(old: dict, loaded: LoadedSuite) -> Optional[str]:
-    return first_difference(comparable(old), comparable(loaded.snapshot()), "suite")
+    from sgbench.run.sweep import kept_entries
+
+    new = loaded.snapshot()
+    return kept_entries(old, new) or first_difference(comparable(old), comparable(new), "suite")
 
 
 def check_same_suite(run_dir: Path, loaded: LoadedSuite, what: str = "--resume") -> None:

@@ -69,6 +69,9 @@ class T2IStages(ClassStages):
         self.log(f"{b.kind}: {len(items)} prompts x {s.sampler.images_per_prompt} images, "
                  f"{s.metrics.n_samples} samples per trial and seed")
 
+    def use(self, cell) -> None:
+        pass  # one model, loaded by load(): the suite schema refuses checkpoint sweeps for T2I suites
+
     def _items(self) -> tuple[list[dict], str]:
         b, paths = self.benchmark, self.loaded.paths
         if b.kind == "hpsv3":

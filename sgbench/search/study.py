@@ -178,10 +178,12 @@ class Studies:
 
 
 def open_studies(storage_url: str, name: str, directions: list[str], search: Optional[SearchConfig],
-                 has_baselines: bool, worker: int = 0) -> Studies:
+                 has_baselines: bool, worker: int = 0, storage_object=None) -> Studies:
+    """The studies `name` (search) and `name.baselines` in the storage at `storage_url`
+    (`storage_object`: that storage already opened, shared by the cells of a checkpoint sweep)."""
     from sgbench.search.strategies import make_pruner, make_sampler
 
-    storage = open_storage(storage_url)
+    storage = storage_object or open_storage(storage_url)
 
     def create(study_name, sampler=None, pruner=None):
         try:
