@@ -29,9 +29,13 @@ def main(args) -> int:
     from sgbench.report.gate import compare_runs, format_result, parse_tolerances
     from sgbench.report.runs import load_run, resolve_run_dir
 
+    from sgbench.rehearse.marker import refuse_real_use
+
     tolerances = parse_tolerances(args.tolerance)
-    new = load_run(resolve_run_dir(args.new, args.results))
-    base = load_run(resolve_run_dir(args.baseline, args.results))
+    new_dir, base_dir = resolve_run_dir(args.new, args.results), resolve_run_dir(args.baseline, args.results)
+    refuse_real_use(base_dir, "sgbench check --baseline")
+    refuse_real_use(new_dir, "sgbench check")
+    new, base = load_run(new_dir), load_run(base_dir)
     result = compare_runs(new, base, tolerances, k=args.k)
     for line in format_result(result, new, base, args.k, verbose=args.verbose):
         print(line)

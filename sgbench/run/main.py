@@ -17,14 +17,22 @@ def _log_to_stderr(msg: str) -> None:
 
 
 def run_suite(suite_path, out="results", resume: bool = False, name=None, max_trials=None,
-              report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None) -> Path:
+              report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None,
+              rehearse: bool = False) -> Path:
     """Run (or resume) a suite; returns the run directory.
 
     stages_factory(loaded, device, log) -> Stages replaces the real model/metric stages (tests).
+    rehearse: tiny sizes and stand-ins for missing files, in a rehearsal directory (sgbench.rehearse).
     """
     log = log or _log_to_stderr
     started = time.perf_counter()
-    loaded = load_suite(suite_path)  # fails fast: bad keys, values, every missing file
+    loaded = load_suite(suite_path, check_files=not rehearse)  # fails fast: bad keys, values, every missing file
+    rehearsal = None
+    if rehearse:
+        from sgbench.rehearse.session import Rehearsal
+
+        rehearsal = Rehearsal(loaded, out, name, resume, log)  # tiny sizes; which files get stand-ins
+        loaded, name = rehearsal.loaded, rehearsal.run_name
     suite = loaded.suite
     builder = report_builder(suite.report) if report and suite.report.enabled else None
     root = Path(out)
@@ -46,13 +54,23 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
         stages = T2IStages(loaded, device, log)
     else:
         stages = Stages(loaded, device, log)
-    if hasattr(stages, "validate"):
-        stages.validate()  # cheap input checks (prompt files, sample counts) before any directory exists
-    run_dir = rundir.rendezvous(
-        root,
-        lambda: rundir.choose_run_dir(root, run_name, resume, log),
-        lambda path: rundir.prepare(path, loaded, resume, device, list(argv if argv is not None else sys.argv)),
-    )
+    try:
+        if rehearsal is not None:
+            rehearsal.build()  # its own directory, the stand-ins inside
+        if hasattr(stages, "validate"):
+            stages.validate()  # cheap input checks (prompt files, sample counts) before any directory exists
+    except BaseException:
+        if rehearsal is not None:
+            rehearsal.abandon()  # its directory holds only stand-ins: remove it
+        raise
+
+    def prepare(path):
+        rundir.prepare(path, loaded, resume, device, list(argv if argv is not None else sys.argv))
+        if rehearsal is not None:
+            rehearsal.record(path)
+
+    run_dir = rundir.rendezvous(root, lambda: rehearsal.run_dir if rehearsal else rundir.choose_run_dir(
+        root, run_name, resume, log), prepare)
     log(f"sgbench run: {suite.name} -> {run_dir} on {device}")
 
     from sgbench.search.study import default_storage, open_studies
@@ -82,7 +100,8 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
         runner.run()
     except KeyboardInterrupt:
         log(f"interrupted: the current trial is re-queued; continue with "
-            f"`sgbench run {suite_path} --resume --name {run_dir.name}{' --out ' + str(out) if str(out) != 'results' else ''}`")
+            f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}"
+            f"{' --out ' + str(out) if str(out) != 'results' else ''}`")
         raise
     finally:
         if hasattr(stages, "close"):
@@ -90,7 +109,7 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
     left = runner.unfinished()
     if left:
         log(f"{left} trial(s) not finished here (other workers, or --max-trials); "
-            f"`sgbench run {suite_path} --resume --name {run_dir.name}` continues")
+            f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}` continues")
     elif builder is not None:
         make_report(builder, run_dir, suite.report, log)
     log(f"done in {time.perf_counter() - started:.0f}s: {run_dir / 'trials.csv'}")

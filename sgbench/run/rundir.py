@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
+from sgbench.rehearse.marker import refuse_real_use
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -39,6 +40,7 @@ def choose_run_dir(root: Path, name: str, resume: bool, log=print) -> Path:
     if resume:
         if not (target / "suite.yaml").is_file():
             raise UserError(f"--resume: no run to resume at {target} (no suite.yaml); drop --resume to start one")
+        refuse_real_use(target, "--resume (add --rehearse to continue a rehearsal)")
         return target
     fresh = free_name(root, name)
     if fresh != name:
