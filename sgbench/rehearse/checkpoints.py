@@ -141,3 +141,13 @@ def write_checkpoint(path, layout: str, family: str, config: dict, parametrizati
         obj = sd
     _atomic_torch_save(obj, path)
     return path
+
+
+def write_t2i_checkpoint(path, config, text_encoder: dict, image_size: int, seed: int) -> Path:
+    """A random T2I DiT of `config` (T2IDiTConfig) as the sgbench T2I safetensors `sgbench train`
+    writes: metadata with its velocity parametrization, image size and text encoder spec."""
+    from sgbench.models.loading import save_sgbench_safetensors
+
+    model = random_backbone("t2i", config.to_dict(), seed)
+    return save_sgbench_safetensors(path, model, "velocity",
+                                    {"image_size": int(image_size), "text_encoder": dict(text_encoder), "task": "t2i"})

@@ -117,10 +117,9 @@ def build_checkpoint(ctx: Context, key: str) -> Path:
 def build_t2i_checkpoint(ctx: Context, key: str) -> Path:
     """A 4-block, 64-wide T2I DiT at the suite's resolution (TR-DiT-2.5B cannot sample on a CPU
     in minutes), reading the stand-in text encoder."""
-    from sgbench.models.loading import save_sgbench_safetensors
     from sgbench.models.t2i_dit import t2i_config
     from sgbench.models.text_encoders import PAPER_PROMPT_PREFIX, TextEncoderSpec
-    from sgbench.rehearse.checkpoints import random_backbone
+    from sgbench.rehearse.checkpoints import write_t2i_checkpoint
 
     s, path = ctx.suite, ctx.target(key)
     side = s.sampler.resolution or T2I_SIDE
@@ -130,8 +129,7 @@ def build_t2i_checkpoint(ctx: Context, key: str) -> Path:
     cfg = t2i_config("T2I-tiny", input_size=side // factor, patch_size=2, in_channels=channels, text_dim=width)
     if not path.exists():
         spec = TextEncoderSpec(kind="hf", path=str(encoder), prefix=PAPER_PROMPT_PREFIX, max_length=128)
-        save_sgbench_safetensors(path, random_backbone("t2i", cfg.to_dict(), SEED), "velocity",
-                                 {"image_size": side, "text_encoder": spec.to_dict(), "task": "t2i"})
+        write_t2i_checkpoint(path, cfg, spec.to_dict(), side, SEED)
     ctx.notes.append(f"{key}: sgbench T2I safetensors of a random T2I DiT shrunk to {cfg.depth} blocks x "
                      f"{cfg.hidden_size} wide (a 2.5B model cannot sample on a CPU in minutes; routes "
                      f"{', '.join(cfg.to_dict()['routes'])}), {side} px, {cfg.input_size}x{cfg.input_size}x{channels} "

@@ -1,0 +1,258 @@
+"""`sgbench run SUITE --rehearse` end to end on tiny suites: stand-ins, marking, the refusals by
+`--resume` and `check`, and rehearsals that must fail exactly where a real run fails."""
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+
+import pytest
+import torch
+import yaml
+
+from sgbench.cli import main
+from sgbench.rehearse.marker import MARKER, NOTICE, is_rehearsal
+
+TINY_DIT = {"config": {"depth": 2, "hidden_size": 32, "num_heads": 2, "input_size": 8, "num_classes": 10}}
+
+
+def _suite(tmp_path, name="tiny", **model):
+    """A class-conditional suite whose files are all missing (data/ does not exist)."""
+    data = {
+        "name": name, "device": "auto", "seeds": [0],
+        "model": {"checkpoint": "data/ck/model.pt", "weak_checkpoint": "data/ck/early.pt", "arch": "SiT-S/2",
+                  "routes": ["0-1"], "parametrization": "rf", "vae": "data/sd-vae", "options": TINY_DIT, **model},
+        "sampler": {"steps": 10, "batch_size": 16},
+        "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5},
+                    {"name": "ag", "method": "ag", "omega": 2.0}],
+        "search": {"method": "sg", "sampler": "grid",
+                   "space": {"gamma_strong": [0.0, 0.25], "gamma_weak": [0.5], "omega": [1.5, 2.0]},
+                   "pruning": {"fidelities": [100], "startup_trials": 3}},
+        "metrics": {"extractor": "classifier", "weights": "data/clf.safetensors", "reference": "data/ref.npz",
+                    "n_samples": 200},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _run(*args):
+    """(exit code, stderr) of `sgbench ARGS`."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(map(str, args)))
+    return code, err.getvalue()
+
+
+def _rows(run_dir):
+    with open(run_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def rehearsed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rehearse")
+    suite = _suite(tmp)
+    torch.manual_seed(0)
+    code, err = _run("run", suite, "--rehearse", "--out", tmp / "results", "--no-progress")
+    return tmp, suite, code, err
+
+
+def test_rehearsal_runs_every_baseline_two_search_points_and_a_rung(rehearsed):
+    tmp, suite, code, err = rehearsed
+    assert code == 0, err
+    run_dir = tmp / "results" / "tiny-rehearsal"
+    rows = _rows(run_dir)
+    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "b-ag", "s-0000", "s-0001"]
+    for r in rows:
+        assert r["status"] in ("complete", "pruned") and r["n_samples"] in ("4", "6")
+        assert math.isfinite(float(r["fd_classifier"])) and float(r["gflops"]) > 0 and float(r["images_per_s"]) > 0
+    assert [r["n_samples"] for r in rows if r["status"] == "complete"] == ["6"] * sum(
+        r["status"] == "complete" for r in rows)
+    snapshot = yaml.safe_load((run_dir / "suite.yaml").read_text())
+    assert snapshot["sampler"]["steps"] == 2 and snapshot["sampler"]["batch_size"] == 2
+    assert snapshot["metrics"]["n_samples"] == 6 and snapshot["search"]["pruning"]["fidelities"] == [4]
+    assert snapshot["search"]["budget"] == 2 and snapshot["device"] == "cpu"
+    assert snapshot["model"]["checkpoint"] == str(run_dir / "standins" / "model.checkpoint" / "model.pt")
+    assert not (tmp / "data").exists()  # stand-ins live in the run directory only
+    report = tmp / "reports" / "tiny-rehearsal"
+    assert (report / "report.html").is_file() and NOTICE in (report / "report.md").read_text()
+    import html
+
+    assert html.escape(NOTICE) in (report / "report.html").read_text()
+
+
+def test_each_standin_is_announced_on_one_line(rehearsed):
+    tmp, _, _, err = rehearsed
+    standins = tmp / "results" / "tiny-rehearsal" / "standins"
+    for key, what in [("model.checkpoint", "CompVis/tread training file"), ("model.weak_checkpoint", "CompVis/tread"),
+                      ("model.vae", "AutoencoderKL"), ("metrics.weights", "ShapeClassifier"),
+                      ("metrics.reference.path", "reference batch")]:
+        lines = [ln for ln in err.splitlines() if ln.startswith(f"rehearsal: suite.{key}:")]
+        assert len(lines) == 1 and what in lines[0] and str(standins / key) in lines[0], (key, lines)
+        assert any((standins / key).iterdir())
+    assert "rehearsal: your files: none" in err
+
+
+def test_run_directory_is_marked(rehearsed):
+    tmp = rehearsed[0]
+    run_dir = tmp / "results" / "tiny-rehearsal"
+    assert is_rehearsal(run_dir) and (run_dir / MARKER).read_text().startswith(NOTICE)
+    assert "suite.model.checkpoint" in (run_dir / MARKER).read_text()
+    env = json.loads((run_dir / "env.json").read_text())
+    assert "suite.model.vae" in env["rehearsal"]["standins"]
+    assert not is_rehearsal(tmp)
+
+
+def test_real_resume_of_a_rehearsal_is_refused(rehearsed):
+    tmp = rehearsed[0]
+    snapshot = tmp / "results" / "tiny-rehearsal" / "suite.yaml"  # a suite whose files all exist
+    code, err = _run("run", snapshot, "--out", tmp / "results", "--resume", "--name", "tiny-rehearsal")
+    assert code == 2 and err.count("\n") == 1 and "is a rehearsal" in err and "--rehearse" in err
+
+
+def _real_run_dir(path):
+    path.mkdir(parents=True)
+    (path / "suite.yaml").write_text("name: real\n")
+    (path / "env.json").write_text("{}")
+    (path / "trials.csv").write_text("trial_id,role,method,gamma_strong,gamma_weak,omega,fd_classifier,status\n"
+                                     "b-unguided,baseline,none,0,,1,1.0,complete\n")
+    return path
+
+
+def test_check_refuses_a_rehearsal_as_baseline_and_as_new_run(rehearsed):
+    tmp = rehearsed[0]
+    rehearsal, real = tmp / "results" / "tiny-rehearsal", _real_run_dir(tmp / "results" / "real")
+    code, err = _run("check", real, "--baseline", rehearsal)
+    assert code == 2 and err.count("\n") == 1 and "--baseline" in err and "is a rehearsal" in err
+    code, err = _run("check", rehearsal, "--baseline", real)
+    assert code == 2 and err.count("\n") == 1 and "is a rehearsal" in err
+    assert _run("check", real, "--baseline", real)[0] == 0
+
+
+def test_rehearse_resume_continues_and_keeps_the_standins(rehearsed):
+    tmp, suite, _, _ = rehearsed
+    ck = tmp / "results" / "tiny-rehearsal" / "standins" / "model.checkpoint" / "model.pt"
+    before = ck.stat().st_mtime_ns
+    code, err = _run("run", suite, "--rehearse", "--resume", "--out", tmp / "results", "--no-progress", "--no-report")
+    assert code == 0, err
+    assert ck.stat().st_mtime_ns == before and not (tmp / "results" / "tiny-rehearsal-2").exists()
+    assert len(_rows(tmp / "results" / "tiny-rehearsal")) == 5  # nothing ran twice
+
+
+def test_rehearse_resume_of_a_real_run_is_refused(tmp_path):
+    _real_run_dir(tmp_path / "results" / "x-rehearsal")  # a real run that happens to carry the name
+    code, err = _run("run", _suite(tmp_path, "x"), "--rehearse", "--resume", "--out", tmp_path / "results")
+    assert code == 2 and err.count("\n") == 1 and "is a real run" in err
+
+
+def test_refused_plan_creates_nothing(tmp_path):
+    suite = _suite(tmp_path, arch=None)  # a .pt stand-in needs the architecture
+    code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results")
+    assert code == 2 and err.count("\n") == 1 and "suite.model.arch" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_t2i_rehearsal_with_standin_dit_and_text_encoder(tmp_path):
+    data = {"name": "t2i", "model": {"checkpoint": "data/t2i.safetensors"},
+            "sampler": {"steps": 20, "batch_size": 8, "images_per_prompt": 2, "resolution": 32},
+            "methods": [{"name": "cfg+sg", "method": "cfg+sg", "omega": 2.0, "gamma_strong": 0.2, "gamma_weak": 0.7}],
+            "benchmark": {"kind": "shapes_geneval", "n_per_tag": 1}, "report": {"enabled": False}}
+    (tmp_path / "t2i.yaml").write_text(yaml.safe_dump(data))
+    code, err = _run("run", tmp_path / "t2i.yaml", "--rehearse", "--out", tmp_path / "results", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "results" / "t2i-rehearsal"
+    (row,) = _rows(run_dir)
+    assert row["n_samples"] == "3" and 0.0 <= float(row["geneval"]) <= 1.0 and float(row["gflops"]) > 0
+    assert "rehearsal: suite.model.text_encoder.path: tiny Hugging Face text encoder" in err
+    assert "shrunk to 4 blocks" in err and (run_dir / "standins" / "model.text_encoder.path" / "text-encoder").is_dir()
+
+
+def test_failed_validation_removes_the_rehearsal_directory(tmp_path):
+    data = {"name": "t2i", "model": {"checkpoint": "sgbench:assets/t2i_shapes/model.safetensors"},
+            "sampler": {"resolution": 64}, "methods": [{"name": "unguided", "method": "none"}],
+            "benchmark": {"kind": "shapes_geneval"}}
+    (tmp_path / "t2i.yaml").write_text(yaml.safe_dump(data))
+    code, err = _run("run", tmp_path / "t2i.yaml", "--rehearse", "--out", tmp_path / "results")
+    assert code == 2 and "resolution 64 does not match the model (32 px)" in err.splitlines()[-1]
+    assert not (tmp_path / "results" / "t2i-rehearsal").exists()
+
+
+# ---- a rehearsal fails exactly where a real run on the same files fails ---------------------
+
+def _user_files(tmp_path, layout, family="dit", routes=("0-1",), param="velocity"):
+    """A pixel-space tiny model in `layout` and a classifier: files a user would have."""
+    from sgbench.models.dit import dit_config
+    from sgbench.models.maskdit import maskdit_config
+    from sgbench.rehearse.checkpoints import write_checkpoint
+    from sgbench.rehearse.classifier import write_classifier
+
+    small = dict(input_size=16, patch_size=4, in_channels=3, num_classes=10, depth=2, hidden_size=32, num_heads=2)
+    if family == "maskdit":
+        cfg = maskdit_config("MaskDiT-S/2", decoder_hidden_size=16, decoder_depth=1, decoder_num_heads=2, **small)
+    else:
+        cfg = dit_config("SiT-S/2", routes=list(routes), **small)
+    suffix = ".safetensors" if layout == "sgbench" else ".pt"
+    ck = write_checkpoint(tmp_path / f"model{suffix}", layout, family, cfg.to_dict(), param, seed=0)
+    write_classifier(tmp_path / "clf.safetensors", image_size=16)
+    return ck
+
+
+PARITY = {  # (layout, family, suite model fields): real runs fail on some, pass on others
+    "tread without parametrization": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"]}),
+    "tread with rf": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"], "parametrization": "rf"}),
+    "maskdit without trust": ("maskdit", "maskdit", {"arch": "MaskDiT-S/2", "family": "maskdit"}),
+    "maskdit with routes": ("maskdit", "maskdit", {"arch": "MaskDiT-S/2", "family": "maskdit", "routes": ["0-1"],
+                                                   "trust_checkpoint": True}),
+    "sgbench file, suite contradicts its parametrization": ("sgbench", "dit", {"parametrization": "rf"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PARITY))
+def test_rehearsal_fails_where_the_real_run_fails(tmp_path, case):
+    layout, family, fields = PARITY[case]
+    ck = _user_files(tmp_path, layout, family)
+    options = {"config": {"depth": 2, "hidden_size": 32, "num_heads": 2} if family == "dit" else
+               {"depth": 2, "hidden_size": 32, "num_heads": 2, "decoder_hidden_size": 16, "decoder_depth": 1,
+                "decoder_num_heads": 2}} if layout != "sgbench" else {}
+    data = {"name": "p", "device": "cpu", "model": {"checkpoint": str(ck), "options": options, **fields},
+            "sampler": {"steps": 1, "batch_size": 2}, "methods": [{"name": "unguided", "method": "none"}],
+            "metrics": {"extractor": "classifier", "weights": str(tmp_path / "clf.safetensors"),
+                        "reference": {"dataset": "shapes", "n": 8}, "n_samples": 4},
+            "report": {"enabled": False}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    real = _run("run", tmp_path / "p.yaml", "--out", tmp_path / "real", "--no-progress")
+    rehearsal = _run("run", tmp_path / "p.yaml", "--rehearse", "--out", tmp_path / "rh", "--no-progress")
+    assert real[0] == rehearsal[0], (real, rehearsal)
+    if real[0] != 0:  # the same one-line error
+        assert real[1].splitlines()[-1] == rehearsal[1].splitlines()[-1]
+        assert real[1].splitlines()[-1].startswith("sgbench run: error:")
+    assert "rehearsal: your files: suite.metrics.weights, suite.model.checkpoint" in rehearsal[1]
+
+
+def test_standin_maskdit_without_trust_fails_as_the_real_file_would(tmp_path):
+    suite = _suite(tmp_path, arch="MaskDiT-S/2", family="maskdit", routes=[], parametrization=None,
+                   weak_checkpoint=None, options={"config": dict(TINY_DIT["config"], decoder_hidden_size=16,
+                                                                 decoder_depth=1, decoder_num_heads=2)})
+    data = yaml.safe_load(suite.read_text())
+    data["methods"], data["search"] = data["methods"][:1], None
+    suite.write_text(yaml.safe_dump(data))
+    code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results", "--no-progress")
+    last = err.splitlines()[-1]
+    assert code == 2 and "argparse.Namespace" in last and "trust_checkpoint: true" in last
+
+
+def test_standin_tread_without_parametrization_fails(tmp_path):
+    suite = _suite(tmp_path, parametrization=None, family="tread")  # tread files record none
+    code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results", "--no-progress")
+    assert code == 2 and "set parametrization to edm or rf" in err.splitlines()[-1]
+
+
+def test_hpsv3_without_an_environment_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    monkeypatch.delenv("SGBENCH_HPSV3_PYTHON", raising=False)
+    code, err = _run("run", os.path.join(os.path.dirname(__file__), "..", "suites", "t2i_hpsv3.yaml"), "--rehearse",
+                     "--out", tmp_path / "results")
+    assert code == 2 and err.count("\n") == 1 and "SGBENCH_HPSV3_PYTHON" in err and "hps_python" in err
+    assert not (tmp_path / "results").exists()
