@@ -93,7 +93,7 @@ def test_each_standin_is_announced_on_one_line(rehearsed):
         lines = [ln for ln in err.splitlines() if ln.startswith(f"rehearsal: suite.{key}:")]
         assert len(lines) == 1 and what in lines[0] and str(standins / key) in lines[0], (key, lines)
         assert any((standins / key).iterdir())
-    assert "rehearsal: your files: none" in err
+    assert "your files: none (every file is a stand-in)" in err
 
 
 def test_run_directory_is_marked(rehearsed):
@@ -229,7 +229,7 @@ def test_rehearsal_fails_where_the_real_run_fails(tmp_path, case):
     if real[0] != 0:  # the same one-line error
         assert real[1].splitlines()[-1] == rehearsal[1].splitlines()[-1]
         assert real[1].splitlines()[-1].startswith("sgbench run: error:")
-    assert "rehearsal: your files: suite.metrics.weights, suite.model.checkpoint" in rehearsal[1]
+    assert "your files: suite.metrics.weights, suite.model.checkpoint" in rehearsal[1]
 
 
 def test_standin_maskdit_without_trust_fails_as_the_real_file_would(tmp_path):

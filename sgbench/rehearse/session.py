@@ -461,7 +461,9 @@ class Rehearsal:
         return self.run_dir.name
 
     def build(self) -> None:
-        ctx = self.ctx
+        import time
+
+        ctx, started = self.ctx, time.perf_counter()
         if self.created:
             write_marker(self.run_dir, self.notes)
         try:
@@ -482,8 +484,9 @@ class Rehearsal:
         ctx.paths.clear()
         ctx.paths.update({r.key: r.path for r in refs})
         used = sorted(set(ctx.paths) - ctx.standin)
-        lines = self.notes + ctx.notes + [f"your files: {', '.join(used)}" if used else
-                                          "your files: none (every file is a stand-in)"]
+        made = f"stand-ins ready in {time.perf_counter() - started:.0f}s; "
+        lines = self.notes + ctx.notes + [made + (f"your files: {', '.join(used)}" if used else
+                                                  "your files: none (every file is a stand-in)")]
         if self.created:
             write_marker(self.run_dir, lines)
         for line in lines:
