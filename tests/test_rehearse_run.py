@@ -256,3 +256,62 @@ def test_hpsv3_without_an_environment_is_refused_before_anything_is_made(tmp_pat
                      "--out", tmp_path / "results")
     assert code == 2 and err.count("\n") == 1 and "SGBENCH_HPSV3_PYTHON" in err and "hps_python" in err
     assert not (tmp_path / "results").exists()
+
+
+# ---- the plan of each shipped GPU suite ---------------------------------------------------
+
+SHIPPED = os.path.join(os.path.dirname(__file__), "..", "suites")
+
+
+@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid", "t2i_geneval", "t2i_hpsv3"])
+def test_plan_of_the_shipped_suites(name):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    suite = load_suite(os.path.join(SHIPPED, f"{name}.yaml"), check_files=False).suite
+    s, notes = rehearsal_suite(suite, bf16_cpu=True)
+    assert s.sampler.steps == 2 and s.sampler.batch_size == 2 and s.device == "cpu" and s.sampler.dtype == "bf16"
+    assert [m.name for m in s.methods] == [m.name for m in suite.methods]  # every baseline
+    if s.benchmark is not None:
+        assert s.metrics.n_samples == s.sampler.images_per_prompt + 1 and s.benchmark.hps_batch_size <= 2
+    elif s.search is not None and s.search.pruning is not None:
+        assert s.search.pruning.fidelities == [4] and s.metrics.n_samples == 6 and s.search.pruning.startup_trials <= 1
+    else:
+        assert s.metrics.n_samples == 4
+    if s.search is not None:
+        assert s.search.budget == 2 and s.search.storage is None
+    assert suite.sampler.steps > 2 and notes[0].startswith("sizes: 2 euler steps")  # the suite itself is untouched
+    assert rehearsal_suite(suite, bf16_cpu=False)[0].sampler.dtype == "fp32"
+
+
+def test_shared_storage_and_fixed_report_dir_are_not_touched(tmp_path):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    data = yaml.safe_load(_suite(tmp_path).read_text())
+    data["search"].update(storage="postgresql://db/sgbench", study_name="shared", sampler="tpe", budget=50)
+    data["report"] = {"out": "/reports/paper"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    s, notes = rehearsal_suite(load_suite(tmp_path / "s.yaml", check_files=False).suite, bf16_cpu=False)
+    assert (s.search.storage, s.search.study_name, s.search.budget, s.report.out) == (None, None, 2, None)
+    assert any("postgresql://db/sgbench" in n and "not touched" in n for n in notes)
+
+
+def test_a_large_reference_of_yours_keeps_its_statistics_and_first_images(tmp_path):
+    import numpy as np
+
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.session import Rehearsal
+
+    (tmp_path / "data").mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "data" / "ref.npz", arr_0=images, mu=np.zeros(3), sigma=np.eye(3))
+    lines = []
+    r = Rehearsal(load_suite(_suite(tmp_path), check_files=False), tmp_path / "results", None, False, lines.append)
+    assert "suite.metrics.reference.path" in r.ctx.standin and not (tmp_path / "results").exists()  # planned only
+    r.build()
+    ref = r.loaded.paths["suite.metrics.reference.path"]
+    with np.load(ref) as f:
+        np.testing.assert_array_equal(f["arr_0"], images[:16])
+        np.testing.assert_array_equal(f["sigma"], np.eye(3))
+    assert any("your file's statistics and its first 16 images of 20" in ln for ln in lines)

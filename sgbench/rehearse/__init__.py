@@ -6,6 +6,10 @@ made here for those that do not (one module per file kind), in a run directory o
 that is marked as a rehearsal (`marker`) so it is never resumed as, or gated against, a real
 run. `session.Rehearsal` ties these together for `sgbench.run.main.run_suite`.
 
+Layer: beside `sgbench.run` (the session uses `run.rundir`; `run.main` calls it). `marker` is a
+leaf module (it imports only `sgbench.errors`), so the run directory code, the report and the
+`check` command can use it.
+
 Stand-in builders (each writes a file that the project's own loader accepts):
     checkpoints    class-conditional checkpoints in each codebase's layout; T2I safetensors
     vae            a tiny diffusers AutoencoderKL directory with SD-VAE's layout

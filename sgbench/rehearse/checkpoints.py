@@ -34,11 +34,16 @@ LAYOUTS = {
     "maskdit": "Anima-Lab/MaskDiT train file ('model', 'ema', 'opt', 'args' = argparse Namespace, 'model.' keys)",
 }
 # what each codebase trains, for a stand-in that must record a parametrization the suite leaves open
+# (a SiT-based arch, the paper's masking model included, is a flow-matching velocity model)
 NATURAL_PARAMETRIZATION = {"sit": "velocity", "dit": "ddpm", "maskdit": "edm", "t2i": "velocity"}
 
 
 def is_maskdit(family: Optional[str], arch: Optional[str]) -> bool:
-    return family == "maskdit" or (family in (None, "auto") and bool(arch) and arch.startswith("MaskDiT-"))
+    """The loader's rule (`models.loading`): family maskdit, or a MaskDiT preset as the arch."""
+    from sgbench.models.maskdit import MASKDIT_PRESETS
+
+    return family == "maskdit" or (family in (None, "auto") and bool(arch) and
+                                   (arch.startswith("MaskDiT-") or arch in MASKDIT_PRESETS))
 
 
 def declared_layout(path: Path, family: Optional[str], arch: Optional[str], parametrization: Optional[str],

@@ -100,7 +100,7 @@ def build_checkpoint(ctx: Context, key: str) -> Path:
     family, config = _class_config(ctx)
     param = None
     if layout == "sgbench":
-        codebase = "maskdit" if family == "maskdit" else ("sit" if m.arch.startswith("SiT-") else "dit")
+        codebase = "sit" if "SiT" in m.arch else ("maskdit" if family == "maskdit" else "dit")
         param = m.parametrization or NATURAL_PARAMETRIZATION[codebase]
     if not path.exists():
         write_checkpoint(path, layout, family, config, param, WEAK_SEED if "weak" in key else SEED, m.arch)

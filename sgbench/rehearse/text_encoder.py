@@ -37,13 +37,16 @@ def write_text_encoder(directory, hidden_size: int = 64, seed: int = 0) -> Path:
     from transformers import Qwen2Config, Qwen2Model
     from transformers.utils import logging as hf_logging
 
-    if hidden_size % 16:
-        raise ValueError(f"hidden_size must be a multiple of 16 (4 heads of a multiple of 4), got {hidden_size}")
+    heads = next((h for h in (4, 2, 1) if hidden_size % h == 0 and (hidden_size // h) % 2 == 0), None)
+    if heads is None:  # rotary embeddings rotate pairs of channels
+        from sgbench.errors import UserError
+
+        raise UserError(f"a stand-in text encoder needs an even width per head; the DiT reads width {hidden_size}")
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tok = tiny_tokenizer()
     config = Qwen2Config(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
                          max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
                          eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, tie_word_embeddings=False)
     with torch.random.fork_rng(devices=[]):
