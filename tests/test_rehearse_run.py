@@ -201,7 +201,7 @@ def _user_files(tmp_path, layout, family="dit", routes=("0-1",), param="velocity
 
 
 PARITY = {  # (layout, family, suite model fields): real runs fail on some, pass on others
-    "tread without parametrization": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"]}),
+    "tread without parametrization": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"], "family": "tread"}),
     "tread with rf": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"], "parametrization": "rf"}),
     "maskdit without trust": ("maskdit", "maskdit", {"arch": "MaskDiT-S/2", "family": "maskdit"}),
     "maskdit with routes": ("maskdit", "maskdit", {"arch": "MaskDiT-S/2", "family": "maskdit", "routes": ["0-1"],
@@ -210,44 +210,61 @@ PARITY = {  # (layout, family, suite model fields): real runs fail on some, pass
 }
 
 
-@pytest.mark.parametrize("case", sorted(PARITY))
-def test_rehearsal_fails_where_the_real_run_fails(tmp_path, case):
+def _parity_suite(tmp_path, case, checkpoint):
     layout, family, fields = PARITY[case]
-    ck = _user_files(tmp_path, layout, family)
-    options = {"config": {"depth": 2, "hidden_size": 32, "num_heads": 2} if family == "dit" else
-               {"depth": 2, "hidden_size": 32, "num_heads": 2, "decoder_hidden_size": 16, "decoder_depth": 1,
-                "decoder_num_heads": 2}} if layout != "sgbench" else {}
-    data = {"name": "p", "device": "cpu", "model": {"checkpoint": str(ck), "options": options, **fields},
+    small = {"depth": 2, "hidden_size": 32, "num_heads": 2}
+    if family == "maskdit":
+        small.update(decoder_hidden_size=16, decoder_depth=1, decoder_num_heads=2)
+    options = {"config": dict(small, input_size=16, patch_size=4, in_channels=3, num_classes=10)}
+    if layout == "sgbench" and checkpoint.exists():
+        options = {}  # an sgbench file records its architecture
+    fields = dict(fields, arch=fields.get("arch", "SiT-S/2"))
+    data = {"name": "p", "device": "cpu", "model": {"checkpoint": str(checkpoint), "options": options, **fields},
             "sampler": {"steps": 1, "batch_size": 2}, "methods": [{"name": "unguided", "method": "none"}],
             "metrics": {"extractor": "classifier", "weights": str(tmp_path / "clf.safetensors"),
                         "reference": {"dataset": "shapes", "n": 8}, "n_samples": 4},
             "report": {"enabled": False}}
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
-    real = _run("run", tmp_path / "p.yaml", "--out", tmp_path / "real", "--no-progress")
-    rehearsal = _run("run", tmp_path / "p.yaml", "--rehearse", "--out", tmp_path / "rh", "--no-progress")
+    path = tmp_path / f"{checkpoint.parent.name}-{checkpoint.stem}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _last(err, *paths):
+    line = err.splitlines()[-1]
+    for p in paths:
+        line = line.replace(str(p), "CHECKPOINT")
+    return line
+
+
+@pytest.mark.parametrize("case", sorted(PARITY))
+def test_rehearsal_fails_where_the_real_run_fails(tmp_path, case):
+    """Your file: the rehearsal uses it and meets the real run's checks. A stand-in of the same
+    layout meets the same checks, except what only your file knows (what it records)."""
+    layout, family, _ = PARITY[case]
+    ck = _user_files(tmp_path, layout, family)
+    suite = _parity_suite(tmp_path, case, ck)
+    real = _run("run", suite, "--out", tmp_path / "real", "--no-progress")
+    rehearsal = _run("run", suite, "--rehearse", "--out", tmp_path / "rh", "--no-progress")
     assert real[0] == rehearsal[0], (real, rehearsal)
     if real[0] != 0:  # the same one-line error
-        assert real[1].splitlines()[-1] == rehearsal[1].splitlines()[-1]
-        assert real[1].splitlines()[-1].startswith("sgbench run: error:")
+        assert _last(real[1]) == _last(rehearsal[1]) and _last(real[1]).startswith("sgbench run: error:")
     assert "your files: suite.metrics.weights, suite.model.checkpoint" in rehearsal[1]
-
-
-def test_standin_maskdit_without_trust_fails_as_the_real_file_would(tmp_path):
-    suite = _suite(tmp_path, arch="MaskDiT-S/2", family="maskdit", routes=[], parametrization=None,
-                   weak_checkpoint=None, options={"config": dict(TINY_DIT["config"], decoder_hidden_size=16,
-                                                                 decoder_depth=1, decoder_num_heads=2)})
-    data = yaml.safe_load(suite.read_text())
-    data["methods"], data["search"] = data["methods"][:1], None
-    suite.write_text(yaml.safe_dump(data))
-    code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results", "--no-progress")
-    last = err.splitlines()[-1]
-    assert code == 2 and "argparse.Namespace" in last and "trust_checkpoint: true" in last
+    if layout == "sgbench":
+        return  # a stand-in records what the suite says, so it cannot contradict it
+    missing = tmp_path / "absent" / ck.name
+    standin = _run("run", _parity_suite(tmp_path, case, missing), "--rehearse", "--out", tmp_path / "rh2",
+                   "--no-progress")
+    assert standin[0] == real[0], (real, standin)
+    if real[0] != 0:
+        made = tmp_path / "rh2" / "p-rehearsal" / "standins" / "model.checkpoint" / ck.name
+        assert _last(standin[1], made) == _last(real[1], ck)
 
 
 def test_standin_tread_without_parametrization_fails(tmp_path):
     suite = _suite(tmp_path, parametrization=None, family="tread")  # tread files record none
     code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results", "--no-progress")
-    assert code == 2 and "set parametrization to edm or rf" in err.splitlines()[-1]
+    last = err.splitlines()[-1]
+    assert code == 2 and "parametrization" in last and "edm" in last
 
 
 def test_hpsv3_without_an_environment_is_refused_before_anything_is_made(tmp_path, monkeypatch):

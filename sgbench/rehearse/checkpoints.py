@@ -119,6 +119,26 @@ def _atomic_torch_save(obj, path: Path) -> None:
             tmp.unlink()
 
 
+def train_args(arch: Optional[str], config: dict) -> argparse.Namespace:
+    """The argparse Namespace willisma/SiT's or facebookresearch/DiT's train.py stores under 'args'
+    (their argument names and defaults; SiT's transport arguments record velocity prediction)."""
+    arch = arch or "SiT-XL/2"
+    args = dict(model=arch, image_size=8 * int(config.get("input_size", 32)), num_classes=int(config.get("num_classes", 1000)),
+                epochs=1400, global_batch_size=256, global_seed=0, vae="ema", num_workers=4, log_every=100,
+                ckpt_every=50_000, data_path="/path/to/imagenet/train", results_dir="results")
+    if arch.startswith("SiT-"):
+        args.update(path_type="Linear", prediction="velocity", loss_weight=None, sample_eps=None, train_eps=None,
+                    cfg_scale=4.0, sample_every=10_000, wandb=False, ckpt=None)
+    return argparse.Namespace(**args)
+
+
+def maskdit_args(arch: Optional[str], config: dict) -> argparse.Namespace:
+    """The Namespace Anima-Lab/MaskDiT's training stores under 'args' (EDM preconditioning)."""
+    return argparse.Namespace(model_type=(arch or "MaskDiT-XL/2").replace("MaskDiT-", "DiT-"), precond="edm",
+                              mask_ratio=0.5, mae_loss_coef=0.1, num_classes=int(config.get("num_classes", 1000)),
+                              input_size=int(config.get("input_size", 32)), use_fp16=True)
+
+
 def write_checkpoint(path, layout: str, family: str, config: dict, parametrization: Optional[str], seed: int,
                      arch: Optional[str] = None, extra: Optional[dict] = None) -> Path:
     """Write a random `family` network of `config` at `path` in `layout` (see `LAYOUTS`).
@@ -138,10 +158,9 @@ def write_checkpoint(path, layout: str, family: str, config: dict, parametrizati
         obj = {"model_state_dict": prefixed, "ema_state_dict": prefixed,
                "optimizer_state_dict": {"state": {}, "param_groups": []}, "step": 400000}
     elif layout == "maskdit":
-        obj = {"model": prefixed, "ema": prefixed, "opt": {},
-               "args": argparse.Namespace(model_type=arch or "DiT-XL/2", precond="edm", mask_ratio=0.5)}
+        obj = {"model": prefixed, "ema": prefixed, "opt": {}, "args": maskdit_args(arch, config)}
     elif layout == "dit-train":
-        obj = {"model": sd, "ema": sd, "opt": {}, "args": argparse.Namespace(model=arch or "SiT-XL/2")}
+        obj = {"model": sd, "ema": sd, "opt": {}, "args": train_args(arch, config)}
     else:  # sit, dit: the released files are the EMA state dict itself
         obj = sd
     _atomic_torch_save(obj, path)

@@ -79,8 +79,9 @@ def _class_config(ctx: Context) -> tuple[str, dict]:
 
     m = ctx.suite.model
     if not m.arch:
-        raise UserError("suite.model.arch: a stand-in checkpoint needs the architecture (e.g. SiT-XL/2) that "
-                        "your file would record")
+        raise UserError("suite.model.arch: the checkpoint is missing and the suite does not declare its architecture, "
+                        "so no stand-in can be made: set arch (e.g. SiT-XL/2, MaskDiT-XL/2) and routes as your file "
+                        "records them")
     family = "maskdit" if is_maskdit(m.family, m.arch) else "dit"
     overrides = dict(m.options.get("config") or {})
     overrides.update({k: m.options[k] for k in ("num_classes", "input_size", "in_channels", "learn_sigma")
