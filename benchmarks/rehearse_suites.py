@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/rehearse_suites.py [--suites imagenet_grid,t2i_hpsv3] [--keep DIR]
 
-Runs `sgbench run suites/<suite>.yaml --rehearse` for each suite, one at a time, as a user would
+Runs `sgbench run suites/<suite>.yaml --rehearse` for each shipped suite that reads user files
+(imagenet_grid, imagenet_table2, masking_grid, t2i_geneval, t2i_hpsv3, ...), one at a time, as a user would
 (its own process, torch's default threads), and checks what the rehearsal promises: exit 0,
 trials.csv with the suite's quality column (the first metric it measures: fid, geneval, hpsv3)
 in every row, and report.html. Prints each wall time. The rehearsal directories go to a
@@ -30,7 +31,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = ["imagenet_grid", "imagenet_table2", "masking_grid", "t2i_geneval", "t2i_hpsv3"]
+
+
+def gpu_suites() -> list[str]:
+    """The shipped suites that read user files (the GPU suites), by name: every suites/*.yaml that
+    loads as a suite and names a file outside the sgbench package (the quickstarts ship theirs;
+    training configs are not suites)."""
+    import sgbench
+    from sgbench.config.loader import file_refs, load_suite
+    from sgbench.errors import UserError
+
+    package = Path(sgbench.__file__).resolve().parent
+    names = []
+    for path in sorted((ROOT / "suites").glob("*.yaml")):
+        try:
+            loaded = load_suite(path, check_files=False)
+        except UserError:
+            continue
+        refs = file_refs(loaded.suite, path.parent)
+        if any(package not in r.path.resolve().parents for r in refs):
+            names.append(path.stem)
+    return names
 
 
 def hpsv3_python():
@@ -84,7 +105,8 @@ def check_run(out: Path, name: str, column: str) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--suites", default=",".join(SUITES), help="comma-separated suite names under suites/")
+    p.add_argument("--suites", default=None, help="comma-separated suite names under suites/ (default: every "
+                   "shipped suite that reads user files)")
     p.add_argument("--keep", default=None, metavar="DIR", help="keep the rehearsals in DIR/results, DIR/reports")
     args = p.parse_args(argv)
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="sgbench-rehearse-"))
@@ -92,7 +114,8 @@ def main(argv=None) -> int:
     sgbench = [sys.executable, "-m", "sgbench.cli"]
     results, failed = [], False
     try:
-        for name in [s.strip() for s in args.suites.split(",") if s.strip()]:
+        names = [s.strip() for s in args.suites.split(",") if s.strip()] if args.suites else gpu_suites()
+        for name in names:
             path = ROOT / "suites" / f"{name}.yaml"
             env = dict(os.environ)
             reason = skip_reason(name, env)

@@ -8,7 +8,8 @@ Sizes (each the least that still runs every code path of a real run):
   points); T2I one prompt's images and one more (two prompts, two tags or categories); with
   pruning, one rung at that count and 2 more samples after it;
 - search: the first 2 points (grid order, or 2 sampler trials), pruning kept with
-  `startup_trials` <= 1 so the second point meets a real pruning decision;
+  `startup_trials` <= 1 where the pruner has one, so the second point meets a real pruning
+  decision;
 - at most 2 seeds, extractor batch <= 8, HPSv3 batch <= 2, sample grids of 4 images;
 - device cpu; `dtype: auto`/`bf16` sample in bf16 autocast (what the GPU run uses) where the
   CPU computes bf16 natively, else in fp32;
@@ -89,7 +90,9 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
         if search.pruning is not None:
             old = list(search.pruning.fidelities)
             search.pruning.fidelities = fidelities
-            search.pruning.startup_trials = min(search.pruning.startup_trials, 1)
+            startup = search.pruning.startup_trials  # None: a grid prunes rung-synchronously
+            if startup is not None or search.sampler != "grid":
+                search.pruning.startup_trials = 1 if startup is None else min(startup, 1)
             what += f", pruning rung {fidelities} (suite: {old}, {search.pruning.pruner})"
         if search.storage is not None:
             what += f"; the suite's storage {search.storage!r} is not touched (the rehearsal's own study.db)"

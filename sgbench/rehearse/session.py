@@ -461,7 +461,8 @@ class Rehearsal:
     def run_name(self) -> str:
         return self.run_dir.name
 
-    def build(self) -> None:
+    def build(self, env: Optional[dict] = None) -> None:
+        """Create the directory and the stand-ins (`env`: what the run's env.json will say)."""
         import time
 
         ctx, started = self.ctx, time.perf_counter()
