@@ -20,6 +20,7 @@ COMMANDS = {
     "sample": "sgbench.commands.sample",
     "evaluate": "sgbench.commands.evaluate",
     "flops": "sgbench.commands.flops",
+    "convert": "sgbench.commands.convert",
     "train": "sgbench.commands.train",
     "t2i": "sgbench.commands.t2i",
 }
@@ -50,18 +51,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, one line already printed)
+        return e.code if isinstance(e.code, int) else 0
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2
     try:
-        return int(args._main(args) or 0)
+        code = int(args._main(args) or 0)
+        if argv is None:  # this process is the command: its work is recorded, a signal while the
+            _ignore_signals()  # interpreter shuts down must not turn the exit code into a kill
+        return code
     except UserError as e:
         print(f"sgbench {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C (130), or sgbench run's SIGTERM handling (143)
         print(f"sgbench {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)
+    except Exception:  # a bug: the traceback helps, but never with a credential in it
+        import traceback
+
+        from sgbench.secrets import redact
+
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
+
+
+def _ignore_signals() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,22 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))  # force a single line
+        from sgbench.secrets import redact
+
+        super().__init__(redact(" ".join(str(message).split())))  # one line, credentials masked
+
+
+class FieldError(UserError):
+    """A UserError about one field of a configuration (`key`, e.g. 'gamma_weak').
+
+    The message reads `key: message`; a suite loader names the key path instead
+    (`suite.methods[2].gamma_weak: message`) and a CLI its option (`--gamma-weak: message`).
+    """
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = " ".join(str(message).split())
 
 
 def require_file(path, what: str, how: str = "") -> "Path":

@@ -70,12 +70,26 @@ def mutate(tmp_path, fn):
         (lambda d: d["search"].update(spcae={}), "suite.search.spcae: unknown key (did you mean 'space'?)"),
         (lambda d: d["sampler"].update(steps="many"), "suite.sampler.steps: expected an integer, got 'many'"),
         (lambda d: d["methods"].append({"name": "sg", "method": "sg", "omega": 2, "gamma_strong": 0.9, "gamma_weak": 0.5}),
-         "suite.methods[2]: gamma_strong (0.9) must be < gamma_weak (0.5) for sg"),
+         "suite.methods[2]: sg needs gamma_strong < gamma_weak (the weak branch is the sparser one), got 0.9 >= 0.5"),
         (lambda d: d["methods"].append({"name": "x", "method": "sg", "gamma_weak": "cosine:0.6:1.2"}),
          "suite.methods[2].gamma_weak: sparsity rate must be in [0, 1), got 1.2"),
         (lambda d: d["methods"].append({"name": "ag", "method": "ag", "omega": 2}),
          "suite.methods[2].method: ag needs model.weak_checkpoint"),
-        (lambda d: d["methods"][1].update(method="cgf"), "suite.methods[1].method: must be one of"),
+        (lambda d: d["methods"][1].update(method="cfgg"),
+         "suite.methods[1].method: unknown guidance method 'cfgg'; known: none, cfg, sg, cfg+sg, ag, ag+sg, icg "
+         "(did you mean 'cfg'?)"),
+        (lambda d: d["methods"][1].update(omega=50), "suite.methods[1].omega: must be <= 20"),
+        (lambda d: d["methods"][1].update(interval=[0.5, 0.2]), "suite.methods[1].interval: must satisfy 0 <= t_lo < t_hi"),
+        (lambda d: d["methods"][1].update(interval=[0.5]), "suite.methods[1].interval: expected a list of 2 values"),
+        (lambda d: d["methods"][0].update(interval=[0.2, 0.5]), "suite.methods[0].interval: needs a guided method"),
+        (lambda d: d["methods"][1].pop("name"), "suite.methods[1].name: required"),
+        (lambda d: d["search"].update(method="cfg"), "suite.search.method: must be one of sg, cfg+sg, ag+sg"),
+        (lambda d: d["search"].update(method="sgg"), "suite.search.method: unknown guidance method 'sgg'"),
+        (lambda d: d["search"].update(interval=[0.3, 1.5]), "suite.search.interval: must satisfy 0 <= t_lo < t_hi <= 1"),
+        (lambda d: d["search"]["space"].update(gamma_weak=[0.5, 1.0]),
+         "suite.search.space.gamma_weak[1]: sparsity rate must be in [0, 1), got 1"),
+        (lambda d: d["metrics"].update(attention_flops=False),
+         "suite.metrics.attention_flops: removed: every trial records both GFLOPs counts, gflops"),
         (lambda d: d["methods"][1].update(gamma_weak=0.5), "suite.methods[1].gamma_weak: applies only to sg"),
         (lambda d: d["methods"].append({"name": "s", "method": "cfg+sg", "omega": 2}),
          "suite.methods[2].gamma_weak: required for cfg+sg"),
@@ -132,7 +146,7 @@ def test_env_vars_and_package_prefix_in_paths(tmp_path, monkeypatch):
         resolve_path("${SGB_UNSET_VAR}/a.pt", Path("/x"))
 
 
-@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid"])
+@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid", "masking_grid_maskdit_edm"])
 def test_imagenet_suites_are_valid_and_fail_fast_listing_every_missing_file(name, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SGBENCH_DATA", str(tmp_path / "nothing-here"))
     path = SUITES / f"{name}.yaml"

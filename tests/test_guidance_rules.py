@@ -7,8 +7,8 @@ import torch
 
 from sgbench.errors import UserError
 from sgbench.guidance import (
+    METHODS,
     PRESETS,
-    RULES,
     GuidanceConfig,
     Schedule,
     build_rule,
@@ -25,7 +25,7 @@ def cfg_for(method, omega=2.0):
 
 
 def test_registry_holds_the_paper_methods():
-    assert list(RULES) == ["none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg"]
+    assert list(METHODS) == ["none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg"]
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_branches_of_each_rule(method, weak):
     rule = build_rule(cfg_for(method))
     expected = [("main", "c", 0.5)] + ([weak] if weak else [])
     assert rule.branches_at(0, 10) == expected
-    assert rule.branch_gammas(3, 10) == expected
+    assert rule.branches_at(3, 10) == expected
     assert rule.networks == (("main", "weak") if method.startswith("ag") else ("main",))
 
 
@@ -56,7 +56,7 @@ def test_linear_guidance_on_fixed_tensors():
     assert torch.equal(linear_guidance(strong, weak, 0.0), weak)
 
 
-@pytest.mark.parametrize("method", [m for m in RULES if m != "none"])
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "none"])
 def test_every_guided_rule_combines_omega_strong_plus_one_minus_omega_weak(method):
     rule = build_rule(cfg_for(method, omega=1.5))
     s, w = torch.tensor([2.0, 4.0]), torch.tensor([1.0, -1.0])
@@ -78,19 +78,21 @@ def test_sg_with_equal_gammas_combines_to_the_conditional_prediction():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(method="nope"), "unknown guidance method 'nope'"),
-        (dict(method="cfg", omega=-0.1), "omega must be >= 0"),
-        (dict(method="cfg", omega=float("nan")), "finite"),
+        (dict(method="nope"), "method: unknown guidance method 'nope'"),
+        (dict(method="cfg", omega=-0.1), "omega: must be >= 0"),
+        (dict(method="cfg", omega=float("nan")), "omega: must be >= 0"),
+        (dict(method="cfg", omega=20.5), "omega: must be <= 20"),
         (dict(method="sg", gamma_strong=0.9, gamma_weak=0.5), "gamma_strong < gamma_weak"),
         (dict(method="sg", gamma_strong=0.5, gamma_weak=0.5), "gamma_strong < gamma_weak"),
         (dict(method="cfg+sg", gamma_strong=0.6, gamma_weak=0.2), "gamma_strong < gamma_weak"),
-        (dict(method="sg", gamma_strong=0.0), "needs gamma_weak"),
-        (dict(method="cfg", gamma_weak=0.5), "gamma_weak applies only to"),
-        (dict(method="sg", gamma_strong=0.0, gamma_weak=1.0), "leaves \\[0, 1\\)"),
-        (dict(method="sg", gamma_strong="cosine:0.0:1.2", gamma_weak=0.9), "leaves \\[0, 1\\)"),
-        (dict(method="none", gamma_strong=-0.1), "leaves \\[0, 1\\)"),
+        (dict(method="sg", gamma_strong=0.0), "gamma_weak: required for sg"),
+        (dict(method="cfg", gamma_weak=0.5), "gamma_weak: applies only to"),
+        (dict(method="sg", gamma_strong=0.0, gamma_weak=1.0), "gamma_weak: sparsity rate must be in \\[0, 1\\)"),
+        (dict(method="sg", gamma_strong="cosine:0.0:1.2", gamma_weak=0.9), "got 1.2 \\(in cosine:0:1.2\\)"),
+        (dict(method="none", gamma_strong=-0.1), "gamma_strong: sparsity rate must be in \\[0, 1\\)"),
         (dict(method="sg", gamma_strong="exp:0:1", gamma_weak=0.9), "linear:START:END"),
-        (dict(method="cfg", interval=(0.8, 0.2)), "t_lo <= t_hi"),
+        (dict(method="cfg", interval=(0.8, 0.2)), "t_lo < t_hi"),
+        (dict(method="cfg", interval=(0.5, 0.5)), "t_lo < t_hi"),  # the suite's rule, now everywhere
         (dict(method="cfg", interval="a,b"), "two times"),
         (dict(method="none", interval=(0.1, 0.9)), "needs a guided method"),
     ],
@@ -137,6 +139,9 @@ def test_preset_overrides():
     assert (cfg.method, cfg.omega, cfg.gamma_strong, cfg.gamma_weak) == ("sg", 3.0, 0.5, 0.9)
     with pytest.raises(UserError, match="unknown guidance preset"):
         preset("sg_best")
+    # a one-rate method drops the preset's gamma_weak; a new gamma re-derives the schedule label
+    assert preset("sg_fid", method="ag").gamma_weak is None
+    assert preset("sg_fid").schedule == "cosine" and preset("sg_fid", gamma_strong=0.1, gamma_weak=0.2).schedule == ""
 
 
 def test_sg_schedules_are_checked_per_guided_step():

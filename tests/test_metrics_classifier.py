@@ -8,13 +8,14 @@ import torch
 
 from sgbench.cli import main as cli_main
 from sgbench.errors import UserError
-from sgbench.metrics.accumulator import ImageMetricAccumulator, metric_names
+from sgbench.metrics.accumulator import ImageMetricAccumulator
 from sgbench.metrics.extractors import available_extractors, get_extractor, register_extractor
 from sgbench.metrics.frechet import frechet_distance
-from sgbench.metrics.precision_recall import precision_recall
+from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+from sgbench.metrics.prc import precision_recall
 from sgbench.metrics.reference import load_reference
+from sgbench.metrics.registry import provider_metrics
 from sgbench.metrics.stats import gaussian_from_features
-from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_classifier_metrics_are_named_by_extractor(setup):
     acc.update(samples[:4], labels[:4])
     acc.update(samples[4:], labels[4:])
     got = acc.compute(load_reference(d / "ref.npz", ex, cache_dir=d / "cache", log=lambda m: None))
-    assert list(got) == metric_names(ex, labels=True) == ["fd_classifier", "precision_classifier", "recall_classifier", "class_acc"]
+    assert list(got) == list(provider_metrics(ex.name)) == ["fd_classifier", "precision_classifier", "recall_classifier", "class_acc"]
     with torch.no_grad():
         f_ref = model.features(torch.from_numpy(ref).permute(0, 3, 1, 2)).double().numpy()
         f_smp = model.features(torch.from_numpy(samples).permute(0, 3, 1, 2))

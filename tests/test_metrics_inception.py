@@ -12,8 +12,8 @@ from sgbench.errors import UserError
 from sgbench.metrics.accumulator import ImageMetricAccumulator
 from sgbench.metrics.extractors import get_extractor, spatial_features_adm
 from sgbench.metrics.frechet import frechet_distance
-from sgbench.metrics.inception_score import inception_score
-from sgbench.metrics.precision_recall import precision_recall
+from sgbench.metrics.isc import inception_score
+from sgbench.metrics.prc import precision_recall
 from sgbench.metrics.reference import load_reference
 from sgbench.metrics.stats import gaussian_from_features
 
@@ -53,7 +53,7 @@ class _RecordingFrechet:
 
     def __call__(self, mu1, sigma1, mu2, sigma2):
         self.calls.append((mu1, sigma1, mu2, sigma2))
-        return float(len(self.calls))
+        return float(len(self.calls)), None  # (distance, root) as frechet_distance_and_root
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_accumulator_matches_batch_math(extractor, data, features, cache_dir, mo
     d, _, samples = data
     ref_f, smp_f = features
     fd = _RecordingFrechet()
-    monkeypatch.setattr("sgbench.metrics.accumulator.frechet_distance", fd)
+    monkeypatch.setattr("sgbench.metrics.accumulator.frechet_distance_and_root", fd)
     acc = ImageMetricAccumulator(extractor, distance_dtype="float32")
     acc.update(samples[:3])
     acc.update(samples[3:])
@@ -117,7 +117,7 @@ def _evaluate_args(weights, d, cache_dir):
 
 def test_cli_evaluate_prints_adm_lines_and_reads_cached_reference(inception_weights, data, cache_dir, capsys, monkeypatch):
     d, _, _ = data
-    monkeypatch.setattr("sgbench.metrics.accumulator.frechet_distance", _RecordingFrechet())
+    monkeypatch.setattr("sgbench.metrics.accumulator.frechet_distance_and_root", _RecordingFrechet())
     args = _evaluate_args(inception_weights, d, cache_dir)
     assert cli_main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()

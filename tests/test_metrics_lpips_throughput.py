@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sgbench.errors import UserError
-from sgbench.metrics.lpips_distance import load_lpips, lpips_distance
+from sgbench.metrics.perceptual import load_lpips, lpips_distance
 from sgbench.metrics.throughput import ThroughputRecord, measure_throughput
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from sgbench.metrics.frechet import frechet_distance
-from sgbench.metrics.inception_score import InceptionScoreStream, inception_score
-from sgbench.metrics.precision_recall import manifold_radii, pairwise_sq_distances, precision_recall
+from sgbench.metrics.isc import InceptionScoreStream, inception_score
+from sgbench.metrics.prc import manifold_radii, pairwise_sq_distances, precision_recall
 from sgbench.metrics.stats import FeatureStats, gaussian_from_features
 
 

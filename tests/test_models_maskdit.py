@@ -64,7 +64,8 @@ def test_gamma_zero_is_the_dense_forward():
     x, t, y = inputs()
     dense = m(x, t, y)
     assert torch.equal(m(x, t, y, gamma=0.0, generator=torch.Generator().manual_seed(0)), dense)
-    assert torch.equal(m(x, t, y, gamma=0.05), dense)  # int(16 * 0.05) = 0
+    # MaskDiT's own count int(16 * (1 - 0.05)) = 15 drops a token where TREAD's 16 - int(0.8) drops none
+    assert not torch.equal(m(x, t, y, gamma=0.05, generator=torch.Generator().manual_seed(0)), dense)
     assert not torch.allclose(m(x, t, y, gamma=0.5, generator=torch.Generator().manual_seed(0)), dense)
 
 
@@ -102,3 +103,38 @@ def test_masked_forward_depends_only_on_kept_set_and_per_sample_generators():
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
     full = m(x, t, y, gamma=0.5, generator=gens([7, 8, 9]))
     assert torch.allclose(m(x[2:], t[2:], y[2:], gamma=0.5, generator=gens([9])), full[2:], rtol=1e-5, atol=1e-5)
+
+
+def _tokens_seen(module, model, *args, **kwargs) -> int:
+    seen = []
+    handle = module.register_forward_pre_hook(lambda mod, a: seen.append(a[0].shape[1]))
+    with torch.no_grad():
+        model(*args, **kwargs)
+    handle.remove()
+    return seen[0]
+
+
+def test_each_family_keeps_its_own_token_count_in_the_forward_and_in_the_flop_count():
+    """N = 256, gamma = 0.9: MaskDiT keeps int(N (1 - gamma)) = 25 (Anima-Lab get_mask), a TREAD-routed
+    DiT N - int(N gamma) = 26; the FLOP models count the same tokens (checked against full traces)."""
+    from sgbench.models import DiT, config_for, forward_flops, get_backbone_family, trace_model_flops
+
+    assert get_backbone_family("maskdit").kept_tokens(256, 0.9) == 25
+    assert get_backbone_family("dit").kept_tokens(256, 0.9) == 26
+    assert get_backbone_family("t2i").kept_tokens(256, 0.9) == 26
+    small = dict(input_size=32, hidden_size=8, depth=2, num_heads=2, num_classes=3)
+    mask = MaskDiT(maskdit_config("MaskDiT-S/2", **small, decoder_hidden_size=8, decoder_depth=1,
+                                  decoder_num_heads=2)).eval()
+    dit = DiT(config_for("DiT-S/2", routes=["0-1"], **small)).eval()
+    x, t, y = torch.randn(1, 4, 32, 32), torch.rand(1), torch.tensor([1])
+    g = torch.Generator().manual_seed(0)
+    assert _tokens_seen(mask.blocks[0], mask, x, t, y, gamma=0.9, generator=g) == 25
+    assert _tokens_seen(mask.decoder_layer, mask, x, t, y, gamma=0.9, generator=g) == 25
+    assert _tokens_seen(mask.decoder_blocks[0], mask, x, t, y, gamma=0.9, generator=g) == 256  # mask tokens in
+    assert _tokens_seen(dit.blocks[1], dit, x, t, y, gamma=0.9, generator=g) == 26
+    for model, k, width in ((mask, 25, 8), (dit, 26, 8)):
+        count = forward_flops(model.config, 0.9)
+        assert count == trace_model_flops(model, 0.9)  # the composed count equals the full trace
+        encoder = 2 * 2 * k * k * width  # attention scores of the 2 encoder / routed blocks
+        decoder = 2 * 256 * 256 * 8 if model is mask else 0
+        assert count.attention == encoder + decoder

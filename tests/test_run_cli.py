@@ -14,7 +14,7 @@ from sgbench.cli import main
 
 @pytest.fixture
 def tiny_suite(tmp_path):
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
     from sgbench.models.dit import DiT, DiTConfig
     from sgbench.models.loading import save_sgbench_safetensors
 
@@ -27,7 +27,7 @@ def tiny_suite(tmp_path):
         "name": "tiny",
         "device": "cpu",
         "model": {"checkpoint": "model.safetensors"},
-        "sampler": {"steps": 2, "batch_size": 8},
+        "sampler": {"steps": 2, "batch_size": 4},
         "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5}],
         "search": {"space": {"gamma_strong": [0.0], "gamma_weak": [0.5, 0.75], "omega": [2.0]}},
         "metrics": {"extractor": "classifier", "weights": "clf.safetensors", "reference": {"dataset": "shapes", "n": 32},
@@ -56,8 +56,13 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
         assert r["status"] == "complete" and r["n_samples"] == "8" and r["seed"] == "0"
         for k in ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc", "gflops", "images_per_s"):
             assert float(r[k]) == float(r[k]), k  # a number, not NaN
+        for k in ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc"):
+            assert float(r[k + "_se"]) >= 0, k  # every quality metric has its bootstrap standard error
     g = {r["trial_id"]: float(r["gflops"]) for r in rows}
     assert g["b-cfg"] == pytest.approx(2 * g["b-unguided"])  # CFG: two dense passes
+    header = list(rows[0])
+    assert header[header.index("gflops"):header.index("gflops") + 3] == ["gflops", "gflops_attn", "images_per_s"]
+    assert all(float(r["gflops_attn"]) > float(r["gflops"]) for r in rows)  # + the attention-score matmuls
     assert g["b-unguided"] < g["s-0001"] < g["s-0000"] < g["b-cfg"]  # sparser weak branch: cheaper
     env = json.loads((run_dir / "env.json").read_text())
     assert env["device"] == "cpu" and env["packages"]["optuna"] and "time_utc" in env
@@ -71,7 +76,7 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
 
 
 def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path, capsys, monkeypatch):
-    from sgbench.run.stages import Stages
+    from sgbench.run.stages import ClassStages as Stages
 
     calls = []
     real_stream = Stages.stream
@@ -94,7 +99,7 @@ def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path,
     assert main(["run", str(tiny_suite), "--out", out, "--resume", "--no-progress", "--no-report"]) == 0
     assert sorted(calls) == [0.5, 0.75]  # only the interrupted trial and the one never started
     rows = read(run_dir / "trials.csv")
-    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "s-0001", "s-0002"]
+    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "s-0000", "s-0001"]
     assert {r["gamma_weak"] for r in rows if r["role"] == "search"} == {"0.5", "0.75"}
     assert len({(r["trial_id"], r["seed"]) for r in rows}) == len(rows)
     assert json.loads((run_dir / "env.json").read_text())["resumes"][0]["argv"]
@@ -102,15 +107,50 @@ def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path,
 
 def test_gflops_average_over_the_evaluations_of_a_guidance_interval(tiny_suite):
     from sgbench.config import load_suite
-    from sgbench.run.setting import Setting
-    from sgbench.run.stages import Stages
+    from sgbench.guidance import GuidanceConfig
+    from sgbench.run.stages import ClassStages as Stages
 
     stages = Stages(load_suite(tiny_suite), "cpu", log=lambda m: None)
     stages.load()
-    dense = stages.gflops(Setting("none"))
-    assert stages.gflops(Setting("cfg", 2.0)) == pytest.approx(2 * dense)
+    dense = stages.gflops(GuidanceConfig("none"))
+    assert stages.gflops(GuidanceConfig("cfg", 2.0)) == pytest.approx(2 * dense)
     # 2 Euler steps at t = 0 and 0.5: guided (two passes) only at t = 0.5
-    assert stages.gflops(Setting("cfg", 2.0, interval=(0.25, 1.0))) == pytest.approx(1.5 * dense)
+    assert stages.gflops(GuidanceConfig("cfg", 2.0, interval=(0.25, 1.0))) == pytest.approx(1.5 * dense)
+    assert stages.rule(GuidanceConfig("cfg", 2.0)) is stages.rule(GuidanceConfig("cfg", 2.0))  # built once
+
+
+def test_sgbench_run_and_sgbench_flops_map_a_method_to_the_same_branches(tiny_suite, tmp_path, capsys):
+    """Stages (`sgbench run`) and `sgbench flops` count through the same rule -> evaluation schedule ->
+    FLOP model path: cfg at gamma_strong, omega = 1, intervals, Heun, the weak network's own arch."""
+    from sgbench.config import load_suite
+    from sgbench.guidance import GuidanceConfig
+    from sgbench.models import DiT, DiTConfig
+    from sgbench.models.loading import save_sgbench_safetensors
+    from sgbench.run.flops import gflops_per_image, guided_flops
+    from sgbench.run.stages import ClassStages as Stages
+
+    data = yaml.safe_load(tiny_suite.read_text())
+    small = DiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=16, depth=1, num_heads=2,
+                      num_classes=10, learn_sigma=False)
+    save_sgbench_safetensors(tmp_path / "weak.safetensors", DiT(small), parametrization="velocity")
+    data["model"]["weak_checkpoint"] = "weak.safetensors"
+    data["methods"].append({"name": "ag", "method": "ag", "omega": 2.0})
+    data["sampler"].update(solver="heun", steps=3)
+    suite = tmp_path / "weak.yaml"
+    suite.write_text(yaml.safe_dump(data))
+    stages = Stages(load_suite(suite), "cpu", log=lambda m: None)
+    stages.load()
+    main_cfg = stages.denoisers["main"].backbone.config
+    settings = [GuidanceConfig("cfg", 2.0, 0.5), GuidanceConfig("sg", 1.0, 0.0, 0.75),
+                GuidanceConfig("cfg+sg", 2.0, 0.0, 0.5, interval=(0.3, 1.0)), GuidanceConfig("sg", 3.0, 0.25, 0.75)]
+    for s in settings:
+        cli = gflops_per_image(main_cfg, guidance=s, steps=3, solver="heun")
+        assert (stages.gflops(s), stages.gflops_attn(s)) == (cli.gflops, cli.gflops_attn), s
+    ag = GuidanceConfig("ag", 2.0)
+    expected = guided_flops({"main": main_cfg, "weak": small}, stages.rule(ag), 3, "heun")
+    assert stages.gflops(ag) == expected.gflops < 2 * stages.gflops(GuidanceConfig("none"))
+    # the CLI takes the same options: cfg at gamma 0.5 on both branches (refused before)
+    assert stages.gflops(settings[0]) == pytest.approx(2 * stages.gflops(GuidanceConfig(gamma_strong=0.5)))
 
 
 @pytest.mark.slow
@@ -132,13 +172,13 @@ def test_the_quickstart_runs_end_to_end(tmp_path, capsys):
     # SG_FID-style cosine schedules on the shipped pair (weak network = the early checkpoint):
     # the two branches' rates mirror each other step by step, so the cost lies between 1 and 2 passes
     from sgbench.config import load_suite
-    from sgbench.run.setting import Setting
-    from sgbench.run.stages import Stages
+    from sgbench.guidance import GuidanceConfig
+    from sgbench.run.stages import ClassStages as Stages
 
     stages = Stages(load_suite(suite), "cpu", log=lambda m: None)
     stages.load()
-    dense = stages.gflops(Setting("none"))
-    sched = stages.gflops(Setting("ag+sg", 2.5, "cosine:0.0:0.6", "cosine:0.6:0.0"))
+    dense = stages.gflops(GuidanceConfig("none"))
+    sched = stages.gflops(GuidanceConfig("ag+sg", 2.5, "cosine:0.0:0.6", "cosine:0.6:0.0"))
     assert dense < sched < 2 * dense
 
 
@@ -146,11 +186,11 @@ def test_maskdit_runs_get_gflops_without_a_warning(tiny_suite, tmp_path):
     import warnings
 
     from sgbench.config import load_suite
-    from sgbench.metrics.flops import forward_flops
+    from sgbench.models import forward_flops
     from sgbench.models.loading import save_sgbench_safetensors
     from sgbench.models.maskdit import MaskDiT, MaskDiTConfig
-    from sgbench.run.setting import Setting
-    from sgbench.run.stages import Stages
+    from sgbench.guidance import GuidanceConfig
+    from sgbench.run.stages import ClassStages as Stages
 
     torch.manual_seed(0)
     cfg = MaskDiTConfig(input_size=32, patch_size=8, in_channels=3, hidden_size=32, depth=2, num_heads=2,
@@ -164,11 +204,12 @@ def test_maskdit_runs_get_gflops_without_a_warning(tiny_suite, tmp_path):
     stages.load()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        dense = stages.gflops(Setting("none"))
-        sg = stages.gflops(Setting("sg", 2.0, 0.0, 0.5))
-    att = stages.suite.metrics.attention_flops  # True by default (published-table convention)
-    assert dense == pytest.approx(forward_flops(cfg, 0.0, att) / 1e9)
-    assert sg == pytest.approx((forward_flops(cfg, 0.0, att) + forward_flops(cfg, 0.5, att)) / 1e9)
+        dense = stages.gflops(GuidanceConfig("none"))
+        sg = stages.gflops(GuidanceConfig("sg", 2.0, 0.0, 0.5))
+    assert dense == pytest.approx(forward_flops(cfg, 0.0).fvcore / 1e9)  # fvcore's count: the paper's convention
+    assert sg == pytest.approx((forward_flops(cfg, 0.0).fvcore + forward_flops(cfg, 0.5).fvcore) / 1e9)
+    assert stages.gflops_attn(GuidanceConfig("sg", 2.0, 0.0, 0.5)) == pytest.approx(
+        (forward_flops(cfg, 0.0).with_attention + forward_flops(cfg, 0.5).with_attention) / 1e9)
     assert dense < sg < 2 * dense
 
 
@@ -178,13 +219,13 @@ def test_unsupported_backbones_still_warn_once(tiny_suite):
     from types import SimpleNamespace
 
     from sgbench.config import load_suite
-    from sgbench.run.setting import Setting
-    from sgbench.run.stages import Stages
+    from sgbench.guidance import GuidanceConfig
+    from sgbench.run.stages import ClassStages as Stages
 
     stages = Stages(load_suite(tiny_suite), "cpu", log=lambda m: None)
     stages.denoisers["main"] = SimpleNamespace(backbone=SimpleNamespace(config=object()))
     with pytest.warns(UserWarning, match="GFLOPs not counted for this backbone"):
-        assert math.isnan(stages.gflops(Setting("none")))
+        assert math.isnan(stages.gflops(GuidanceConfig("none")))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once per run, not per setting
-        assert math.isnan(stages.gflops(Setting("cfg", 2.0)))
+        assert math.isnan(stages.gflops(GuidanceConfig("cfg", 2.0)))

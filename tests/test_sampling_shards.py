@@ -14,6 +14,7 @@ import torch.nn as nn
 from sgbench.cli import main as cli
 from sgbench.errors import UserError
 from sgbench.sampling.npz import Streamed, write_npz
+from sgbench.sampling.seeding import labels_for
 from sgbench.sampling.shards import MANIFEST, run_sharded, shard_dir, shard_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +64,8 @@ def test_run_sharded_merges_in_index_order(tmp_path):
     assert prod.ranges == [(0, 3), (3, 6), (6, 7)]
     with np.load(out) as z:
         assert np.array_equal(z["arr_0"], fake_images(range(7)))
-        assert z["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+        assert z.files == ["arr_0", "arr_1"]  # ADM's layout: images, labels
+        assert z["arr_1"].tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert not shard_dir(out).exists()
 
 
@@ -136,7 +138,8 @@ def test_sample_command_writes_adm_npz(tmp_path, capsys):
     assert cli(["sample", "--checkpoint", str(ck), *SG_ARGS, "--out", str(out)]) == 0
     with np.load(out) as z:
         assert z["arr_0"].shape == (5, 8, 8, 3) and z["arr_0"].dtype == np.uint8
-        assert z["labels"].tolist() == [0, 1, 2, 3, 4]
+        assert z.files == ["arr_0", "arr_1"] and z["arr_1"].dtype == np.int64
+        assert z["arr_1"].tolist() == labels_for(range(5), 5, seed=3).tolist()  # default: random
         assert z["arr_0"].std() > 10
     # an existing output is never replaced silently
     assert cli(["sample", "--checkpoint", str(ck), *SG_ARGS, "--out", str(out)]) == 2
@@ -163,10 +166,14 @@ def test_sample_command_decodes_latents_with_a_vae(tmp_path):
         (["--guidance", "xfg"], "unknown guidance method"),
         (["--guidance", "sg", "--omega", "2", "--gamma-strong", "0.9", "--gamma-weak", "0.5"], "gamma_strong < gamma_weak"),
         (["--guidance", "ag", "--omega", "2"], "--weak-checkpoint"),
-        (["--guidance", "cfg", "--omega", "-1"], "omega must be >= 0"),
+        (["--guidance", "cfg", "--omega", "-1"], "--omega: must be >= 0"),
+        (["--guidance", "cfg", "--omega", "50"], "--omega: must be <= 20"),  # the suites' bound, now the CLI's
+        (["--guidance", "cfg"], "--omega: required for guidance cfg"),
+        (["--guidance", "cfg", "--omega", "2", "--interval", "0.5,0.5"], "--interval: must satisfy 0 <= t_lo < t_hi"),
+        (["--guidance", "cfg", "--omega", "2", "--gamma-weak", "0.5"], "--gamma-weak: applies only to sg"),
         (["--solver", "rk4"], "unknown solver"),
         (["--labels", "odd"], "unknown --labels"),
-        (["--num-samples", "0"], "--num-samples must be >= 1"),
+        (["--num-samples", "0"], "--num-samples: must be >= 1"),
         (["--preset", "sg_fid"], "--weak-checkpoint"),
         (["--guidance", "sg", "--omega", "2", "--gamma-strong", "linear:0:0.8", "--gamma-weak", "linear:0.8:0",
           "--steps", "4"], "at step 2 of 4"),
@@ -209,3 +216,38 @@ def test_torchrun_two_workers_match_one_process_byte_for_byte(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert multi.read_bytes() == single.read_bytes()
     assert not shard_dir(multi).exists()
+
+
+def test_sample_then_evaluate_keeps_class_accuracy(tmp_path, capsys):
+    """`sgbench sample` writes ADM's arr_1 labels, which `sgbench evaluate` reads for class accuracy;
+    files of older versions (labels under 'labels') still give it."""
+    import json
+
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, load_classifier, save_classifier
+
+    ck = save_tiny_model(tmp_path / "m.safetensors", input_size=32)
+    torch.manual_seed(0)
+    save_classifier(ShapeClassifier(ClassifierConfig(width=4, feature_dim=8)).eval(), tmp_path / "clf.safetensors")
+    out = tmp_path / "s.npz"
+    assert cli(["sample", "--checkpoint", str(ck), "--num-samples", "6", "--batch-size", "3", "--steps", "2",
+                "--out", str(out)]) == 0
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "ref.npz", rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    capsys.readouterr()
+
+    def class_acc(path):
+        assert cli(["evaluate", str(path), "--ref", str(tmp_path / "ref.npz"), "--extractor", "classifier",
+                    "--classifier-weights", str(tmp_path / "clf.safetensors"), "--no-cache", "--json"]) == 0
+        return json.loads(capsys.readouterr().out).get("class_acc")
+
+    with np.load(out) as z:
+        images, labels = z["arr_0"], z["arr_1"]
+    clf = load_classifier(tmp_path / "clf.safetensors")
+    with torch.no_grad():
+        pred = clf(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()).argmax(1).numpy()
+    expected = float((pred == labels).mean())
+    assert class_acc(out) == pytest.approx(expected)
+    np.savez(tmp_path / "old.npz", arr_0=images, labels=labels)  # an sgbench sample file of an earlier version
+    assert class_acc(tmp_path / "old.npz") == pytest.approx(expected)
+    np.savez(tmp_path / "bare.npz", images)  # DiT's sample_ddp.py: arr_0 only -> no class accuracy
+    assert class_acc(tmp_path / "bare.npz") is None

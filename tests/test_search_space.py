@@ -133,7 +133,7 @@ def test_trials_csv_is_a_view_of_the_studies(tmp_path):
         got = list(reader)
         header = reader.fieldnames
     assert header[: len(LEAD)] == LEAD and header[len(LEAD)] == "fd_classifier"
-    assert header[-6:] == ["gflops", "images_per_s", "status", "label", "interval", "duration_s"]
+    assert header[-8:] == ["gflops", "gflops_attn", "images_per_s", "status", "label", "interval", "duration_s", "error"]
     assert [(r["trial_id"], r["role"], r["seed"], r["status"]) for r in got] == [
         ("b-cfg", "baseline", "0", "complete"), ("b-cfg", "baseline", "1", "complete"),
         ("s-0000", "search", "0", "pruned")]

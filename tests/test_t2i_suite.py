@@ -16,7 +16,7 @@ from sgbench.errors import UserError
 from sgbench.models.t2i_dit import T2IDiT, t2i_config
 from sgbench.models.text_encoders import TextEncoderSpec
 from sgbench.run.main import run_suite
-from sgbench.run.setting import Setting
+from sgbench.guidance import GuidanceConfig
 from sgbench.run.t2i_stages import T2IStages
 from sgbench.t2i.model import load_t2i
 from sgbench.t2i.scoring import BenchmarkPrompts
@@ -81,15 +81,17 @@ def test_prompt_order_round_robins_over_groups():
 def test_geneval_suite_runs_baselines_and_search_and_keeps_images(tmp_path, capsys):
     suite = _suite(tmp_path, search={"method": "sg", "sampler": "grid",
                                      "space": {"gamma_strong": [0.0], "gamma_weak": [0.5], "omega": [2.0, 3.0]},
-                                     "pruning": {"fidelities": [4], "startup_trials": 1}},
+                                     "pruning": {"fidelities": [4]}},
                    report={"enabled": True, "out": str(tmp_path / "report")})
-    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "results", progress=False, log=lambda m: None)
+    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "results", progress=False, log=lambda m: None).run_dir
     rows = _rows(run_dir)
     assert [(r["trial_id"], r["seed"]) for r in rows[:4]] == [("b-unguided", "0"), ("b-unguided", "1"),
                                                               ("b-cfg+sg", "0"), ("b-cfg+sg", "1")]
     assert {r["trial_id"] for r in rows[4:]} <= {"s-0000", "s-0001"} and len(rows) >= 6
     done = [r for r in rows if r["status"] == "complete"]
     assert all(r["n_samples"] == "12" and 0.0 <= float(r["geneval"]) <= 1.0 for r in done)
+    # standard errors over prompts for the overall score and every tag
+    assert all(float(r["geneval_se"]) >= 0 and float(r["geneval_counting_se"]) >= 0 for r in done)
     assert all(float(r["gflops"]) > 0 and float(r["images_per_s"]) > 0 for r in done)
     # cfg+sg (1 strong + 1 weak pass at gammas 0.2 / 0.7) costs less than two dense passes
     by = {r["trial_id"]: float(r["gflops"]) for r in done}
@@ -119,7 +121,7 @@ def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
     loaded = load_suite(_write(tmp_path, _suite(tmp_path)))
     stages = T2IStages(loaded, "cpu", log=lambda m: None)
     stages.load()
-    setting = Setting("cfg+sg", 2.0, 0.2, 0.7)
+    setting = GuidanceConfig("cfg+sg", 2.0, 0.2, 0.7)
     whole = list(stages.stream(setting, 3, 0, 12))
     loaded.suite.sampler.batch_size = 4
     parts = list(stages.stream(setting, 3, 0, 5)) + list(stages.stream(setting, 3, 5, 12))
@@ -132,7 +134,7 @@ def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
 
 def test_icg_uses_the_benchmark_prompts_as_random_conditions(tmp_path):
     suite = _suite(tmp_path, name="icg", seeds=[0], methods=[{"name": "icg", "method": "icg", "omega": 2.0}])
-    rows = _rows(run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None))
+    rows = _rows(run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None).run_dir)
     assert [r["method"] for r in rows] == ["icg"] and rows[0]["status"] == "complete"
 
 
@@ -154,7 +156,7 @@ def test_hpsv3_suite_scores_through_the_worker(tmp_path, monkeypatch):
             self.worker.scorer = "fake"
 
     monkeypatch.setattr("sgbench.run.t2i_stages.T2IStages", FakeScorer)
-    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None)
+    run_dir = run_suite(_write(tmp_path, suite), out=tmp_path / "r", progress=False, log=lambda m: None).run_dir
     row = _rows(run_dir)[0]
     scores = [json.loads(x) for x in open(run_dir / "images" / "b-unguided" / "seed0" / "scores.jsonl")]
     assert len(scores) == 8
@@ -179,7 +181,7 @@ def test_hpsv3_suite_scores_through_the_worker(tmp_path, monkeypatch):
         (lambda s: s["sampler"].update(resolution=32), "does not match the model (16 px)"),
         (lambda s: s["methods"].append({"name": "ag", "method": "ag", "omega": 2.0}), "not supported for text-to-image"),
         (lambda s: s["methods"].append({"name": "s", "method": "sg", "omega": 2, "gamma_strong": 0.7,
-                                        "gamma_weak": 0.2}), "gamma_strong (0.7) must be < gamma_weak"),
+                                        "gamma_weak": 0.2}), "sg needs gamma_strong < gamma_weak (the weak branch is the sparser one), got 0.7 >= 0.2"),
     ],
 )
 def test_bad_t2i_suites_exit_2_with_one_line(tmp_path, capsys, change, expected):
@@ -220,3 +222,25 @@ def test_the_t2i_quickstart_runs_end_to_end(tmp_path):
     assert len(list((tmp_path / "results" / "t2i_quickstart" / "images" / "b-sg" / "seed0").glob("*/samples/*.png"))) == 268
     report = (tmp_path / "reports" / "t2i_quickstart" / "report.md").read_text()
     assert "## GenEval per tag" in report
+
+
+def test_an_interrupted_t2i_run_resumes(tmp_path, monkeypatch):
+    """T2I suites fill in metrics.n_samples from the prompts: --resume compares the same snapshot."""
+    from sgbench.run.t2i_stages import T2IStages
+
+    suite = _write(tmp_path, _suite(tmp_path))
+    real = T2IStages.stream
+    calls = []
+
+    def stream(self, *a):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a)
+
+    monkeypatch.setattr(T2IStages, "stream", stream)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out=tmp_path / "results", progress=False, log=lambda m: None)
+    monkeypatch.setattr(T2IStages, "stream", real)
+    result = run_suite(suite, out=tmp_path / "results", progress=False, log=lambda m: None, resume=True)
+    assert result.exit_code == 0 and {r["status"] for r in _rows(result.run_dir)} == {"complete"}

@@ -76,7 +76,7 @@ def test_shipped_configs_validate():
 
     for name in ("suites/train_quickstart.yaml", "suites/train_classifier.yaml"):
         cfg, raw = load_train_config(name)
-        assert cfg.output.export.startswith("sgbench/assets/quickstart/")
+        assert cfg.output.export.endswith(".safetensors") and "/" not in cfg.output.export  # under output.dir
 
 
 def test_unknown_arch_and_mismatched_input(tmp_path):

@@ -113,7 +113,7 @@ def test_bf16_autocast_on_cpu_runs(tmp_path):
 
 
 def test_classifier_task_exports_loadable_classifier(tmp_path):
-    from sgbench.models.classifier import load_classifier
+    from sgbench.metrics.classifier import load_classifier
 
     raw = {
         "task": "classifier",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-# Printed labels in ADM's order and wording; other extractors use their metric keys.
-_ADM_LINES = [("is", "Inception Score"), ("fid", "FID"), ("sfid", "sFID"), ("precision", "Precision"), ("recall", "Recall")]
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "evaluate",
         help="FID/sFID/IS/precision/recall of a sample .npz against a reference (ADM protocol)",
@@ -19,14 +19,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--extractor", default="inception", help="feature extractor: inception (default) or classifier")
     p.add_argument("--inception-weights", help="torch-fidelity Inception weights file (weights-inception-2015-12-05-6726825d.pth)")
     p.add_argument("--classifier-weights", help="sgbench classifier .safetensors (for --extractor classifier)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per extractor call (default 64 Inception, 256 classifier)")
+    p.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=None, help="images per extractor call (default 64 Inception, 256 classifier)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", default=None, help="reference statistics cache (default $SGBENCH_CACHE_DIR or ~/.cache/sgbench)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached reference statistics")
     p.add_argument("--no-precision-recall", action="store_true", help="skip precision/recall (saves memory and time)")
     p.add_argument("--distance-dtype", choices=("float16", "float32"), default="float16",
                    help="precision/recall distance precision (ADM: float16 with float32 fallback)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--limit", type=L.count_arg(1, L.MAX_SAMPLES), default=None, help="evaluate only the first N samples")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of ADM's lines")
     return p
 
@@ -43,6 +43,7 @@ def main(args) -> int:
     from sgbench.metrics.extractors import get_extractor
     from sgbench.metrics.image_io import count_images, iter_images, read_npz_labels
     from sgbench.metrics.reference import load_reference
+    from sgbench.metrics.registry import INCEPTION, get, image_columns
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     weights = args.inception_weights if args.extractor == "inception" else args.classifier_weights
@@ -59,7 +60,7 @@ def main(args) -> int:
     reference = load_reference(args.ref, extractor, cache_dir=args.cache_dir, need_features=do_pr,
                                batch_size=extractor.batch_size, use_cache=not args.no_cache, log=log)
     n = min(n, args.limit) if args.limit else n
-    labels = read_npz_labels(args.samples, count_images(args.samples)) if extractor.metric_prefix else None
+    labels = read_npz_labels(args.samples, count_images(args.samples)) if image_columns(extractor.name).class_acc else None
     acc = ImageMetricAccumulator(extractor, precision_recall=do_pr, distance_dtype=args.distance_dtype)
     log(f"computing sample features of {n} images from {args.samples} ...")
     done = 0
@@ -70,10 +71,9 @@ def main(args) -> int:
     if args.json:
         print(json.dumps({"samples": str(args.samples), "ref": str(args.ref), "extractor": extractor.name,
                           "n_samples": done, **{k: float(np.float64(v)) for k, v in metrics.items()}}))
-    elif extractor.metric_prefix == "":
-        for key, label in _ADM_LINES:
-            if key in metrics:
-                print(f"{label}: {metrics[key]}")
+    elif extractor.name == INCEPTION:  # ADM's lines, in its order and wording
+        for key, value in metrics.items():
+            print(f"{get(key).title}: {value}")
     else:
         for key, value in metrics.items():
             print(f"{key}: {value}")

@@ -1,9 +1,16 @@
-"""`sgbench run SUITE`: sample, measure, search and report one suite into results/<run>/."""
+"""`sgbench run SUITE`: sample, measure, search and report one suite into results/<run>/.
+
+Exit codes: 0 every trial done, 1 a trial failed (its traceback is in results/<run>/errors/),
+2 bad input (nothing was written), 3 trials left (other workers, --max-trials), 130 SIGINT,
+143 SIGTERM (the trial in progress is re-queued; --resume continues).
+"""
 
 from __future__ import annotations
 
 
 def register(subparsers):
+    from sgbench.config.limits import MAX_TRIALS, count_arg
+
     p = subparsers.add_parser(
         "run",
         help="run a benchmark suite (YAML): baselines + Optuna search -> results/<run>/trials.csv + report",
@@ -13,8 +20,9 @@ def register(subparsers):
     p.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
     p.add_argument("--name", default=None, help="run name (default: the suite's name); the run goes to DIR/NAME")
     p.add_argument("--resume", action="store_true",
-                   help="continue DIR/NAME: finish the remaining trials (otherwise an existing run gets a new -N name)")
-    p.add_argument("--max-trials", type=int, default=None, metavar="N",
+                   help="continue DIR/NAME: finish the remaining trials and retry the failed ones "
+                        "(otherwise an existing run gets a new -N name)")
+    p.add_argument("--max-trials", type=count_arg(1, MAX_TRIALS), default=None, metavar="N",
                    help="stop after N trials in this invocation (continue later with --resume)")
     p.add_argument("--rehearse", action="store_true",
                    help="prove the suite end to end on the CPU in minutes: every baseline, 2 search points, one "
@@ -28,11 +36,14 @@ def register(subparsers):
 def main(args) -> int:
     import sys
 
-    from sgbench.errors import UserError
     from sgbench.run.main import run_suite
+    from sgbench.run.signals import RunInterrupted
 
-    if args.max_trials is not None and args.max_trials < 1:
-        raise UserError("--max-trials must be >= 1")
-    run_suite(args.suite, out=args.out, resume=args.resume, name=args.name, max_trials=args.max_trials,
-              report=not args.no_report, progress=not args.no_progress, argv=sys.argv, rehearse=args.rehearse)
-    return 0
+    try:
+        result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name, max_trials=args.max_trials,
+                           report=not args.no_report, progress=not args.no_progress, argv=sys.argv,
+                           rehearse=args.rehearse)
+    except RunInterrupted as e:
+        print(f"sgbench run: stopped by {e}", file=sys.stderr)
+        return e.exit_code
+    return result.exit_code

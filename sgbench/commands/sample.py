@@ -1,6 +1,6 @@
 """`sgbench sample`: generate an ADM-format .npz with any guidance rule, on 1..K workers.
 
-    sgbench sample --checkpoint sit.pt --arch SiT-XL/2 --routes 2-24 --vae sd-vae-ft-ema \
+    sgbench sample --checkpoint sit-xl2-r2-24.safetensors --vae sd-vae-ft-ema \
         --guidance sg --omega 2.5 --gamma-strong 0.5 --gamma-weak 0.9 --num-samples 50000 \
         --batch-size 125 --out samples.npz
     torchrun --nproc_per_node 8 -m sgbench.cli sample ...   # same options, same bytes
@@ -12,8 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from sgbench.commands.guidance_args import add_guidance_arguments, add_solver_arguments, guidance_config
+
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser(
         "sample",
         help="generate samples with a guidance rule into an ADM-format .npz (resumable, torchrun-ready)",
@@ -22,41 +26,26 @@ def register(subparsers) -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--checkpoint", help="model checkpoint (sgbench safetensors, DiT/SiT, tread, MaskDiT)")
     m.add_argument("--arch", help="architecture preset (e.g. SiT-XL/2) when the file carries no sgbench metadata")
-    m.add_argument("--parametrization", default="auto", help="velocity | rf | edm | auto (default)")
+    m.add_argument("--parametrization", default="auto",
+                   help="velocity | rf | edm | ddpm, for files that do not record it (auto, the default: the file's record)")
     m.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24)")
-    m.add_argument("--num-classes", type=int, help="number of classes if not inferable")
-    m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints holding Python objects")
+    m.add_argument("--num-classes", type=L.count_arg(1, L.MAX_CLASSES), help="number of classes if not inferable")
+    m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints pickling Python objects other than tensors, containers and argparse Namespaces")
     m.add_argument("--weak-checkpoint", help="earlier checkpoint for ag / ag+sg (same architecture options)")
-    g = p.add_argument_group("guidance")
-    g.add_argument("--guidance", default=None, help="none | cfg | sg | cfg+sg | ag | ag+sg | icg (default none)")
-    g.add_argument("--preset", help="named setting: sg_flops | sg_fid (options given explicitly override it)")
-    g.add_argument("--omega", type=float, help="guidance scale (default 1 = no guidance effect)")
-    g.add_argument("--gamma-strong", help="sparsity of the strong branch: float or linear:A:B / cosine:A:B")
-    g.add_argument("--gamma-weak", help="sparsity of the weak branch (sg, cfg+sg, ag+sg)")
-    g.add_argument("--interval", help="guide only for t in T_LO,T_HI (t=0 noise, t=1 data)")
+    add_guidance_arguments(p)
     s = p.add_argument_group("sampling")
-    s.add_argument("--steps", type=int, default=40, help="solver steps (default 40)")
-    s.add_argument("--solver", default="euler", help="euler (default) | heun")
-    s.add_argument("--num-samples", type=int, required=True)
-    s.add_argument("--batch-size", type=int, default=32, help="per worker; also the shard size (default 32)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--labels", default="balanced", help="balanced (index %% classes, default) | random")
+    add_solver_arguments(s)
+    s.add_argument("--num-samples", type=L.count_arg(1, L.MAX_SAMPLES), required=True)
+    s.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=32, help="per worker; also the shard size (default 32)")
+    s.add_argument("--seed", type=L.count_arg(0, 2**63 - 1), default=0)
+    s.add_argument("--labels", default="random",
+                   help="random (uniform from (seed, i), as ADM/DiT/SiT; default) | balanced (index %% classes)")
     s.add_argument("--vae", help="diffusers AutoencoderKL directory for latent models (e.g. sd-vae-ft-ema)")
     s.add_argument("--rounding", default="round", help="round (DiT/SiT, default) | truncate (MaskDiT/tread)")
     s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda")
-    s.add_argument("--out", required=True, help="output FILE.npz (arr_0 uint8 NHWC, labels)")
+    s.add_argument("--out", required=True, help="output FILE.npz in ADM's layout (arr_0 uint8 NHWC images, arr_1 labels)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
-
-
-def guidance_config(args):
-    from sgbench.guidance import GuidanceConfig, preset
-
-    fields = dict(omega=args.omega, gamma_strong=args.gamma_strong, gamma_weak=args.gamma_weak, interval=args.interval)
-    if args.preset:
-        return preset(args.preset, method=args.guidance, **fields)
-    fields = {k: v for k, v in fields.items() if v is not None}
-    return GuidanceConfig(method=args.guidance or "none", **fields)
 
 
 def model_spec(args, checkpoint):
@@ -80,8 +69,6 @@ def _check_args(args) -> None:
         raise UserError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.steps < 1:
-        raise UserError(f"--steps must be >= 1, got {args.steps}")
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must name a .npz file, got {args.out}")
     if Path(args.out).exists() and not args.overwrite:
@@ -104,7 +91,7 @@ def main(args) -> int:
     _check_args(args)
     cfg = guidance_config(args)
     rule = build_rule(cfg)
-    check_rule(rule, args.steps, args.solver)
+    check_rule(rule, args.steps, args.solver)  # also: steps >= 1, a known solver
     if args.labels not in LABEL_MODES:
         raise UserError(f"unknown --labels {args.labels!r}; known: {', '.join(LABEL_MODES)}")
     if cfg.needs_weak_network and not args.weak_checkpoint:
@@ -128,7 +115,7 @@ def main(args) -> int:
         "checkpoint": args.checkpoint,
         "weak_checkpoint": args.weak_checkpoint if cfg.needs_weak_network else None,
         "arch": args.arch,
-        "parametrization": args.parametrization,
+        "parametrization": denoisers["main"].parametrization,  # as resolved (recorded by the file, or given)
         "routes": args.routes,
         "guidance": rule.describe(),
         "steps": args.steps,
@@ -145,7 +132,7 @@ def main(args) -> int:
     def produce(indices):
         return generate(
             denoisers, rule, decoder, args.num_samples, args.seed, args.batch_size, steps=args.steps,
-            solver=args.solver, label_mode=args.labels, device=device, indices=indices,
+            solver=args.solver, conditions=args.labels, device=device, indices=indices,
         )
 
     def log(msg):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 
 def register(subparsers):
+    from sgbench.config import limits as L
+
     p = subparsers.add_parser("t2i", help="text-to-image benchmarks: GenEval, HPSv3, shapes world",
                               description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="t2i_command", metavar="SUBCOMMAND")
@@ -44,11 +46,11 @@ def register(subparsers):
     h.add_argument("--hps-config", default=None, help="HPSv3 YAML (default: the package's)")
     h.add_argument("--device", default="cpu")
     h.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
-    h.add_argument("--batch-size", type=int, default=4)
+    h.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=4)
     h.add_argument("--out", default=None, help="per-image scores .jsonl (default: next to the manifest)")
 
     q = sub.add_parser("shapes-prompts", help="write shapes-world prompts as GenEval evaluation_metadata.jsonl")
-    q.add_argument("--n-per-tag", type=int, default=20)
+    q.add_argument("--n-per-tag", type=L.count_arg(1, 100_000), default=20)
     q.add_argument("--seed", type=int, default=43)
     q.add_argument("--out", required=True)
     p.set_defaults(_t2i_parser=p)

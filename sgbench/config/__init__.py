@@ -2,7 +2,6 @@
 
 from sgbench.config.loader import LoadedSuite, load_suite
 from sgbench.config.schema import (
-    MethodConfig,
     MetricsConfig,
     ModelConfig,
     PruningConfig,
@@ -13,13 +12,9 @@ from sgbench.config.schema import (
     SearchConfig,
     SpaceConfig,
     Suite,
-    lower_is_better,
-    metric_keys,
-    parse_gamma,
 )
 
 __all__ = [
-    "LoadedSuite", "load_suite", "MethodConfig", "MetricsConfig", "ModelConfig", "PruningConfig", "RangeConfig",
+    "LoadedSuite", "load_suite", "MetricsConfig", "ModelConfig", "PruningConfig", "RangeConfig",
     "ReferenceConfig", "ReportConfig", "SamplerConfig", "SearchConfig", "SpaceConfig", "Suite",
-    "lower_is_better", "metric_keys", "parse_gamma",
 ]

@@ -5,17 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sgbench.config.files import FileRef, require_all, resolve_path
-from sgbench.config.schema import AG_METHODS, Suite
+from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
+from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
+from sgbench.guidance.vocabulary import method_spec
+from sgbench.secrets import redact_url, register_url
 
 ROOT = "suite"
 
 # How to supply each kind of user file (shown next to a missing path).
 HOW = {
-    "checkpoint": "a model checkpoint (.pt/.safetensors): train one with `sgbench train`, or use the released "
-                  "SiT/TREAD/MaskDiT weights, and set the path (or the ${...} variable) in the suite",
+    "checkpoint": "a model checkpoint (.pt/.safetensors): train one with `sgbench train`, or make an sgbench file "
+                  "once from released SiT/TREAD/DiT/MaskDiT weights with `sgbench convert` (the suite's comments "
+                  "say how), and set the path (or the ${...} variable) in the suite",
     "weak_checkpoint": "an earlier checkpoint of the same run, for autoguidance (keep early checkpoints when training)",
     "vae": "a local diffusers AutoencoderKL directory (stabilityai/sd-vae-ft-ema: config.json + "
            "diffusion_pytorch_model.safetensors), copied to this machine",
@@ -45,13 +48,17 @@ class LoadedSuite:
     source: Path  # the YAML file
     text: str  # its text, as read
     paths: dict[str, Path] = field(default_factory=dict)  # key path -> resolved file
+    storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
 
     def path(self, key: str) -> Path | None:
         return self.paths.get(key)
 
     def snapshot(self) -> dict:
-        """The suite as loaded (defaults filled in), for results/<run>/suite.yaml."""
-        return to_dict(self.suite)
+        """The suite as loaded (defaults filled in, credentials masked), for results/<run>/suite.yaml."""
+        data = to_dict(self.suite)
+        if data.get("search") and data["search"].get("storage"):
+            data["search"]["storage"] = redact_url(data["search"]["storage"])
+        return data
 
 
 def parse_yaml(text: str, source: str):
@@ -64,14 +71,17 @@ def parse_yaml(text: str, source: str):
 # Files that ship with sgbench, and the command that rebuilds each one.
 SHIPPED = {
     "assets/quickstart/model.safetensors": "the shipped quickstart model: rebuild it with "
-                                           "`sgbench train suites/train_quickstart.yaml`",
+                                           "`sgbench train suites/train_quickstart.yaml` and copy "
+                                           "runs/train_quickstart/model.safetensors here",
     "assets/quickstart/classifier.safetensors": "the shipped quickstart classifier: rebuild it with "
-                                                "`sgbench train suites/train_classifier.yaml`",
+                                                "`sgbench train suites/train_classifier.yaml` and copy "
+                                                "runs/train_classifier/classifier.safetensors here",
     "assets/quickstart/model_step1000.safetensors": "the shipped early quickstart checkpoint (AG's weak network): "
                                                     "rebuild it with `sgbench train suites/train_quickstart.yaml "
-                                                    "--export-step 1000 OUT`",
+                                                    "--export-step 1000 OUT` and copy OUT here",
     "assets/t2i_shapes/model.safetensors": "the shipped T2I quickstart model: rebuild it with "
-                                          "`sgbench train suites/train_t2i_shapes.yaml`",
+                                          "`sgbench train suites/train_t2i_shapes.yaml` and copy "
+                                          "runs/t2i_shapes_train/model.safetensors here",
 }
 
 
@@ -91,8 +101,8 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
     m = suite.model
     ck = resolve_path(m.checkpoint, base_dir)
     refs.append(FileRef(f"{ROOT}.model.checkpoint", ck, "file", _how(ck, HOW["checkpoint"])))
-    uses_weak = any(x.method in AG_METHODS for x in suite.methods) or (
-        suite.search is not None and suite.search.method in AG_METHODS)
+    uses_weak = any(x.needs_weak_network for x in suite.methods) or (
+        suite.search is not None and method_spec(suite.search.method).needs_weak_network)
     if m.weak_checkpoint and uses_weak:
         refs.append(FileRef(f"{ROOT}.model.weak_checkpoint", resolve_path(m.weak_checkpoint, base_dir), "file",
                             HOW["weak_checkpoint"]))
@@ -142,6 +152,11 @@ def load_suite(path, check_files: bool = True) -> LoadedSuite:
         check_extractor(suite.metrics.extractor)
     base_dir = source.resolve().parent
     refs = file_refs(suite, base_dir)
+    storage = None
+    if suite.search is not None and suite.search.storage:
+        storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
+        register_url(storage)
     if check_files:
         require_all(refs)
-    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs})
+    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs},
+                       storage=storage)

@@ -11,76 +11,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from sgbench.config import limits
+from sgbench.config.files import check_plain_name
 from sgbench.config.typed import fail
-
-METHODS = ("none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg")
-SPARSE_METHODS = ("sg", "cfg+sg", "ag+sg")  # two gammas, strong < weak
-AG_METHODS = ("ag", "ag+sg")  # need model.weak_checkpoint
-OMEGA_MAX = 20.0  # guidance scales above this are typos, not experiments
-SCHEDULE_KINDS = ("linear", "cosine")
-INCEPTION_METRICS = ("fid", "sfid", "is", "precision", "recall")
-COST_METRICS = ("gflops", "images_per_s")
-
-Gamma = Union[float, str]  # a rate in [0, 1) or a schedule 'cosine:START:END'
+from sgbench.errors import FieldError
+from sgbench.guidance.vocabulary import (DEFAULT_SEARCH, SEARCHABLE, GuidanceConfig, check_omega, method_spec, parse_gamma,
+                                         parse_interval)
+from sgbench.metrics import registry
+from sgbench.metrics.benchmarks import BENCHMARKS
+from sgbench.secrets import register_url
 
 
-# T2I benchmark kinds -> the scorer that measures them (its name prefixes the metric columns)
-BENCHMARK_SCORERS = {"geneval": "geneval", "shapes_geneval": "geneval", "hpsv3": "hpsv3"}
+def _checked(path: str, check, *args):
+    """Run a vocabulary check; its FieldError becomes one line at the suite key `path`."""
+    try:
+        return check(*args)
+    except FieldError as e:
+        fail(path, e.message)
 
 
-def metric_keys(extractor: str) -> tuple[str, ...]:
-    """The trials.csv metric columns an extractor (or T2I scorer) can produce (docs/design.md)."""
-    if extractor == "inception":
-        return INCEPTION_METRICS
-    if extractor == "geneval":  # overall = mean over the 6 tags, then per tag (paper Table 5)
-        from sgbench.t2i.geneval import TAGS
-
-        return ("geneval",) + tuple(f"geneval_{t}" for t in TAGS)
-    if extractor == "hpsv3":  # overall mean, then per HPDv3 category (paper Table 4)
-        from sgbench.t2i.hpsv3_client import HPSV3_CATEGORIES, category_column
-
-        return ("hpsv3",) + tuple(category_column(c) for c in HPSV3_CATEGORIES)
-    return (f"fd_{extractor}", f"precision_{extractor}", f"recall_{extractor}", "class_acc")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric in ("fid", "sfid", "gflops") or metric.startswith("fd_")
-
-
-def parse_gamma(value: Gamma, path: str) -> tuple[str, float, float]:
-    """('const', g, g) or (kind, start, end); every rate must lie in [0, 1)."""
-    if isinstance(value, str):
-        parts = value.split(":")
-        if len(parts) != 3 or parts[0] not in SCHEDULE_KINDS:
-            fail(path, f"expected a rate in [0, 1) or a schedule like 'cosine:0.6:0.0' ({'|'.join(SCHEDULE_KINDS)}), got {value!r}")
-        try:
-            start, end = float(parts[1]), float(parts[2])
-        except ValueError:
-            fail(path, f"schedule {value!r} has a start or end that is not a number")
-        kind = parts[0]
-    else:
-        kind, start, end = "const", float(value), float(value)
-    for v in (start, end):
-        if not (0.0 <= v < 1.0) or math.isnan(v):
-            fail(path, f"sparsity rate must be in [0, 1), got {v:g}")
-    return kind, start, end
-
-
-def _check_omega(value: float, path: str) -> None:
-    if math.isnan(value) or value < 0:
-        fail(path, "must be >= 0")
-    if value > OMEGA_MAX:
-        fail(path, f"must be <= {OMEGA_MAX:g} (guidance scale)")
-
-
-def _check_interval(interval: Optional[list[float]], path: str) -> None:
-    if interval is None:
-        return
-    if len(interval) != 2:
-        fail(path, f"expected [t_lo, t_hi], got {len(interval)} values")
-    lo, hi = interval
-    if not (0.0 <= lo < hi <= 1.0):
-        fail(path, f"must satisfy 0 <= t_lo < t_hi <= 1, got [{lo:g}, {hi:g}]")
 
 
 @dataclass
@@ -93,11 +42,16 @@ class ModelConfig:
     weak_checkpoint: Optional[str] = None  # autoguidance's earlier checkpoint
     vae: Optional[str] = None  # local diffusers AutoencoderKL directory, for latent models
     use_ema: bool = True
-    trust_checkpoint: bool = False  # allow pickled train files (argparse Namespace under 'args')
+    trust_checkpoint: bool = False  # allow pickled Python objects besides tensors, containers, argparse Namespaces
     options: dict[str, Any] = field(default_factory=dict)  # further ModelSpec fields (num_classes, config, ...)
     text_encoder: dict[str, Any] = field(default_factory=dict)  # T2I: overrides of the stored encoder spec (path)
 
     def check(self, path: str) -> None:
+        for key, high in (("num_classes", limits.MAX_CLASSES), ("input_size", limits.MAX_IMAGE_SIDE),
+                          ("in_channels", 4096)):
+            v = self.options.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                limits.check_count(v, f"{path}.options.{key}", 1, high)
         for i, r in enumerate(self.routes):
             a, _, b = r.partition("-")
             if not (a.isdigit() and b.isdigit() and int(a) <= int(b)):
@@ -110,51 +64,18 @@ class SamplerConfig:
     steps: int = 40
     batch_size: int = 64
     dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    labels: Literal["balanced", "random"] = "balanced"  # class of sample i: i % classes, or drawn from (seed, i)
+    # class of sample i: uniform from (seed, i) as ADM/DiT/SiT draw them, or i % classes
+    labels: Literal["random", "balanced"] = "random"
     rounding: Literal["round", "truncate"] = "round"  # pixels -> uint8 (DiT/SiT round; MaskDiT/tread truncate)
     images_per_prompt: int = 4  # T2I: images per benchmark prompt (GenEval and HPSv3 use 4)
     resolution: Optional[int] = None  # T2I: image side, checked against the model
 
     def check(self, path: str) -> None:
-        if self.steps < 1:
-            fail(f"{path}.steps", "must be >= 1")
-        if self.batch_size < 1:
-            fail(f"{path}.batch_size", "must be >= 1")
-        if self.images_per_prompt < 1:
-            fail(f"{path}.images_per_prompt", "must be >= 1")
-
-
-@dataclass
-class MethodConfig:
-    """One fixed guidance setting (a baseline row, or a named SG operating point)."""
-
-    name: str
-    method: Literal["none", "cfg", "sg", "cfg+sg", "ag", "ag+sg", "icg"]
-    omega: float = 1.0
-    gamma_strong: Gamma = 0.0  # for 'none': the single branch's sparsity; cfg/ag/icg: both branches'
-    gamma_weak: Optional[Gamma] = None  # sg, cfg+sg, ag+sg only (required there)
-    interval: Optional[list[float]] = None  # guide only for t in [t_lo, t_hi]
-    schedule: str = ""  # label for reports, e.g. 'cosine'; derived from the gammas when empty
-
-    def check(self, path: str) -> None:
-        if not self.name.strip():
-            fail(f"{path}.name", "must not be empty")
-        _check_omega(self.omega, f"{path}.omega")
-        gs = parse_gamma(self.gamma_strong, f"{path}.gamma_strong")
-        if self.method not in SPARSE_METHODS:
-            if self.gamma_weak is not None:
-                fail(f"{path}.gamma_weak", f"applies only to {', '.join(SPARSE_METHODS)}; {self.method} runs at gamma_strong")
-            gw = gs
-        elif self.gamma_weak is None:
-            fail(f"{path}.gamma_weak", f"required for {self.method} (the weak branch's sparsity, > gamma_strong)")
-        else:
-            gw = parse_gamma(self.gamma_weak, f"{path}.gamma_weak")
-        if self.method in SPARSE_METHODS and gs[0] == gw[0] == "const" and gs[1] >= gw[1]:
-            fail(path, f"gamma_strong ({gs[1]:g}) must be < gamma_weak ({gw[1]:g}) for {self.method}")
-        _check_interval(self.interval, f"{path}.interval")
-        if not self.schedule:
-            kinds = sorted({k for k, _, _ in (gs, gw) if k != "const"})
-            self.schedule = "+".join(kinds)
+        limits.check_count(self.steps, f"{path}.steps", 1, limits.MAX_STEPS)
+        limits.check_count(self.batch_size, f"{path}.batch_size", 1, limits.MAX_BATCH)
+        limits.check_count(self.images_per_prompt, f"{path}.images_per_prompt", 1, 1000)
+        if self.resolution is not None:
+            limits.check_count(self.resolution, f"{path}.resolution", 1, limits.MAX_IMAGE_SIDE)
 
 
 @dataclass
@@ -195,10 +116,7 @@ class SpaceConfig:
                     fail(sub, "must list at least one value")
                 ends = [(f"{sub}[{i}]", x) for i, x in enumerate(v)]
             for p, x in ends:
-                if name == "omega":
-                    _check_omega(x, p)
-                elif not 0.0 <= x < 1.0:
-                    fail(p, f"sparsity rate must be in [0, 1), got {x:g}")
+                _checked(p, check_omega if name == "omega" else parse_gamma, x)
         if self.bounds("gamma_strong")[0] >= self.bounds("gamma_weak")[1]:
             fail(path, "no point of the space has gamma_strong < gamma_weak")
 
@@ -209,27 +127,42 @@ class SpaceConfig:
 
 @dataclass
 class PruningConfig:
+    """Pruning by sample count. On a grid every pruner is rung-synchronous (each point is measured
+    at a fidelity before the best fraction goes on: the same decisions however the run is split
+    or interrupted); tpe/random use Optuna's pruner of that name, which decides as results arrive."""
+
     fidelities: list[int]  # sample counts below metrics.n_samples, increasing: FD@1k before FD@5k
     pruner: Literal["median", "percentile", "halving", "none"] = "median"
-    startup_trials: int = 4  # finished trials before anything is pruned
-    percentile: float = 50.0  # for pruner: percentile
+    startup_trials: Optional[int] = None  # tpe/random: finished trials before anything is pruned (default 4)
+    percentile: float = 50.0  # for pruner: percentile (keeps the best `percentile` %)
+    reduction_factor: int = 3  # for pruner: halving (keeps the best 1/reduction_factor at each rung)
 
     def check(self, path: str) -> None:
         prev = 0
+        if not self.fidelities:
+            fail(f"{path}.fidelities", "must list at least one sample count")
         for i, n in enumerate(self.fidelities):
             if n <= prev:
                 fail(f"{path}.fidelities[{i}]", f"must be > {prev} (increasing sample counts)")
             prev = n
-        if self.startup_trials < 0:
+        if self.startup_trials is not None and self.startup_trials < 0:
             fail(f"{path}.startup_trials", "must be >= 0")
         if not 0.0 < self.percentile < 100.0:
             fail(f"{path}.percentile", "must be in (0, 100)")
+        if self.reduction_factor < 2:
+            fail(f"{path}.reduction_factor", "must be >= 2")
+
+    @property
+    def keep_fraction(self) -> float:
+        """The fraction of a rung's points that go on to the next fidelity (grid pruning)."""
+        return {"median": 0.5, "percentile": self.percentile / 100.0, "halving": 1.0 / self.reduction_factor,
+                "none": 1.0}[self.pruner]
 
 
 @dataclass
 class SearchConfig:
     space: SpaceConfig = field(default_factory=SpaceConfig)
-    method: Literal["sg", "cfg+sg", "ag+sg"] = "sg"
+    method: str = DEFAULT_SEARCH  # a method with two rates: sgbench.guidance.vocabulary.SEARCHABLE
     sampler: Literal["grid", "tpe", "random", "multi-objective"] = "grid"
     objective: Optional[str] = None  # metric to optimise; default: the extractor's FD/FID
     objectives: Optional[list[str]] = None  # multi-objective; default [objective, gflops]
@@ -238,12 +171,17 @@ class SearchConfig:
     storage: Optional[str] = None  # Optuna RDB URL; default sqlite:///<run_dir>/study.db
     study_name: Optional[str] = None  # default: the run name
     seed: int = 0  # sampler seed (TPE, random, NSGA-II)
-    interval: Optional[list[float]] = None
-    schedule: str = ""
+    interval: Optional[list[float]] = None  # guide only for t in [t_lo, t_hi]
+    schedule: str = ""  # report label of the searched settings
 
     def check(self, path: str) -> None:
-        if self.budget is not None and self.budget < 1:
-            fail(f"{path}.budget", "must be >= 1")
+        if _checked(f"{path}.method", method_spec, self.method).name not in SEARCHABLE:
+            fail(f"{path}.method", f"must be one of {', '.join(SEARCHABLE)} (a method with two sparsity rates), "
+                                   f"got {self.method!r}")
+        _checked(f"{path}.interval", parse_interval, self.interval)
+        if self.budget is not None:
+            limits.check_count(self.budget, f"{path}.budget", 1, limits.MAX_TRIALS)
+        limits.check_count(self.seed, f"{path}.seed", 0, 2**31 - 1)
         if self.sampler != "grid" and self.budget is None:
             fail(f"{path}.budget", f"required for sampler {self.sampler!r} (number of trials)")
         if self.sampler == "grid":
@@ -257,12 +195,16 @@ class SearchConfig:
                 fail(f"{path}.space", "give gamma_strong and gamma_weak both as lists or both as ranges")
         if self.sampler == "multi-objective" and self.pruning is not None:
             fail(f"{path}.pruning", "Optuna cannot prune multi-objective studies; remove pruning or use tpe/grid")
+        if self.sampler == "grid" and self.pruning is not None and self.pruning.startup_trials is not None:
+            fail(f"{path}.pruning.startup_trials", "applies to tpe/random only: a grid measures every point of a "
+                 "fidelity before it prunes any (remove it)")
+        if self.storage is not None:
+            register_url(self.storage)  # every message and stored copy masks its password from here on
         if self.storage is not None and not self.storage.split(":", 1)[0].split("+")[0] in (
             "sqlite", "postgresql", "mysql", "oracle", "mssql"):
             fail(f"{path}.storage", f"expected an Optuna RDB URL (sqlite:///..., postgresql://..., mysql://...), got {self.storage!r}")
         if self.objectives is not None and len(self.objectives) < 2:
             fail(f"{path}.objectives", "multi-objective needs at least two metrics")
-        _check_interval(self.interval, f"{path}.interval")
 
 
 @dataclass
@@ -280,8 +222,7 @@ class ReferenceConfig:
     def check(self, path: str) -> None:
         if (self.path is None) == (self.dataset is None):
             fail(path, "give exactly one of path or dataset")
-        if self.n < 2:
-            fail(f"{path}.n", "must be >= 2")
+        limits.check_count(self.n, f"{path}.n", 2, limits.MAX_SAMPLES)
 
 
 @dataclass
@@ -293,32 +234,41 @@ class MetricsConfig:
     weights: Optional[str] = None  # feature extractor weights file
     batch_size: int = 250  # extractor batch
     keys: Optional[list[str]] = None  # metric columns to record; default: all of the extractor's
-    gflops: bool = True
-    attention_flops: bool = True  # count attention-score matmuls, as the published DiT/SiT GFLOPs do
+    # bootstrap replicates behind each metric's standard error (`<metric>_se`); 0: none
+    bootstrap: int = 200
+    gflops: bool = True  # columns gflops (fvcore's count, as the paper's tables) and gflops_attn
     throughput: Literal["sampling", "off"] = "sampling"
 
+    @staticmethod
+    def coerce(data: Any) -> Any:
+        if isinstance(data, dict) and "attention_flops" in data:
+            fail("suite.metrics.attention_flops", "removed: every trial records both GFLOPs counts, gflops "
+                 "(fvcore's count without attention-score matmuls, as the paper's tables) and gflops_attn (with them)")
+        return data
+
     def check(self, path: str) -> None:
-        if self.n_samples is not None and self.n_samples < 2:
-            fail(f"{path}.n_samples", "must be >= 2")
-        if self.batch_size < 1:
-            fail(f"{path}.batch_size", "must be >= 1")
+        if self.n_samples is not None:
+            limits.check_count(self.n_samples, f"{path}.n_samples", 2, limits.MAX_SAMPLES)
+        limits.check_count(self.batch_size, f"{path}.batch_size", 1, limits.MAX_BATCH)
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            fail(f"{path}.bootstrap", "must be 0 (no standard errors) or >= 2 replicates")
 
     def check_keys(self, path: str) -> None:
-        known = metric_keys(self.extractor)
+        known = registry.provider_metrics(self.extractor)
         for i, k in enumerate(self.keys or []):
             if k not in known:
                 fail(f"{path}.keys[{i}]", f"{self.extractor!r} gives {', '.join(known)}, not {k!r}")
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
-        return tuple(self.keys) if self.keys else metric_keys(self.extractor)
+        return tuple(self.keys) if self.keys else registry.provider_metrics(self.extractor)
 
 
 @dataclass
 class BenchmarkConfig:
     """T2I suites: the prompt set and its scorer (the class-conditional `metrics.reference`'s role)."""
 
-    kind: Literal["geneval", "hpsv3", "shapes_geneval"]
+    kind: str  # a benchmark of sgbench.metrics.benchmarks: geneval | hpsv3 | shapes_geneval
     metadata: Optional[str] = None  # geneval: evaluation_metadata.jsonl (shapes_geneval: optional)
     detector_config: Optional[str] = None  # geneval: Mask2Former config (mmdet 3.x)
     detector_checkpoint: Optional[str] = None
@@ -337,6 +287,8 @@ class BenchmarkConfig:
     save_images: bool = True  # keep every image under results/<run>/images/<trial>/seed<k>/
 
     def check(self, path: str) -> None:
+        if self.kind not in BENCHMARKS:
+            fail(f"{path}.kind", f"unknown benchmark {self.kind!r}; known: {', '.join(BENCHMARKS)}")
         if self.kind == "geneval":
             for key in ("metadata", "detector_config", "detector_checkpoint", "clip_weights"):
                 if not getattr(self, key):
@@ -345,12 +297,13 @@ class BenchmarkConfig:
             for key in ("prompts", "hps_python", "hps_base_model", "hps_checkpoint"):
                 if not getattr(self, key):
                     fail(f"{path}.{key}", "required for kind hpsv3")
-        if self.max_prompts < 0 or self.n_per_tag < 1 or self.hps_batch_size < 1:
-            fail(path, "max_prompts must be >= 0, n_per_tag and hps_batch_size >= 1")
+        limits.check_count(self.max_prompts, f"{path}.max_prompts", 0, limits.MAX_SAMPLES)
+        limits.check_count(self.n_per_tag, f"{path}.n_per_tag", 1, limits.MAX_SAMPLES)
+        limits.check_count(self.hps_batch_size, f"{path}.hps_batch_size", 1, limits.MAX_BATCH)
 
     @property
     def scorer(self) -> str:
-        return BENCHMARK_SCORERS[self.kind]
+        return BENCHMARKS[self.kind].scorer
 
 
 @dataclass
@@ -361,8 +314,7 @@ class ReportConfig:
     options: dict[str, Any] = field(default_factory=dict)  # passed to the report builder
 
     def check(self, path: str) -> None:
-        if self.sample_grid < 0:
-            fail(f"{path}.sample_grid", "must be >= 0")
+        limits.check_count(self.sample_grid, f"{path}.sample_grid", 0, 1024)
 
 
 @dataclass
@@ -376,18 +328,20 @@ class Suite:
     threads: int = 0  # CPU threads for torch (0: torch's default); 1 is fastest on a busy 2-core machine
     seeds: list[int] = field(default_factory=lambda: [0])
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    methods: list[MethodConfig] = field(default_factory=list)
+    # each entry a labelled guidance config (`name` = its trials.csv label), validated by GuidanceConfig
+    methods: list[GuidanceConfig] = field(default_factory=list)
     search: Optional[SearchConfig] = None
 
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def check(self, path: str) -> None:
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            fail(f"{path}.name", f"must be a plain directory name, got {self.name!r}")
+        check_plain_name(self.name, f"{path}.name")
         if not self.seeds:
             fail(f"{path}.seeds", "must list at least one seed")
-        if self.threads < 0:
-            fail(f"{path}.threads", "must be >= 0 (0: torch's default)")
+        limits.check_count(len(self.seeds), f"{path}.seeds (count)", 1, limits.MAX_SEEDS)
+        limits.check_count(self.threads, f"{path}.threads", 0, limits.MAX_THREADS)
+        for i, seed in enumerate(self.seeds):
+            limits.check_count(seed, f"{path}.seeds[{i}]", 0, 2**63 - 1)
         if len(set(self.seeds)) != len(self.seeds):
             fail(f"{path}.seeds", "seeds must be distinct")
         if self.benchmark is not None:  # T2I: the benchmark's scorer measures, not an image extractor
@@ -395,7 +349,7 @@ class Suite:
                 fail(f"{path}.metrics.reference", "a text-to-image suite is scored by its benchmark; remove reference")
             self.metrics.extractor = self.benchmark.scorer
             for m in (*self.methods, self.search):
-                if m is not None and m.method in AG_METHODS:
+                if m is not None and method_spec(m.method).needs_weak_network:
                     fail(f"{path}.benchmark", f"{m.method} is not supported for text-to-image suites yet")
         else:
             if self.metrics.reference is None:
@@ -405,18 +359,21 @@ class Suite:
         self.metrics.check_keys(f"{path}.metrics")
         names = set()
         for i, m in enumerate(self.methods):
+            if not m.name.strip():
+                fail(f"{path}.methods[{i}].name", "required: the setting's label (trials.csv column `label`)")
+            check_plain_name(m.name, f"{path}.methods[{i}].name")  # trial ids name files: b-<name>.png
             if m.name in names:
                 fail(f"{path}.methods[{i}].name", f"duplicate method name {m.name!r}")
             names.add(m.name)
-            if m.method in AG_METHODS and not self.model.weak_checkpoint:
+            if m.needs_weak_network and not self.model.weak_checkpoint:
                 fail(f"{path}.methods[{i}].method", f"{m.method} needs model.weak_checkpoint (an earlier checkpoint)")
         if not self.methods and self.search is None:
             fail(path, "nothing to run: give methods, search, or both")
         s = self.search
         if s is not None:
-            if s.method in AG_METHODS and not self.model.weak_checkpoint:
+            if method_spec(s.method).needs_weak_network and not self.model.weak_checkpoint:
                 fail(f"{path}.search.method", f"{s.method} needs model.weak_checkpoint (an earlier checkpoint)")
-            known = self.metrics.metric_keys + COST_METRICS
+            known = self.metrics.metric_keys + registry.cost_keys()
             if s.objective is None:
                 s.objective = self.metrics.metric_keys[0]
             elif s.objective not in known:
@@ -439,4 +396,4 @@ class Suite:
         """Optuna directions of the search objective(s)."""
         s = self.search
         keys = (s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
-        return ["minimize" if lower_is_better(k) else "maximize" for k in keys]
+        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in keys]

@@ -16,28 +16,67 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from sgbench.errors import UserError
+from sgbench.errors import FieldError, UserError
+
+
+MAX_TEXT_BYTES = 4 << 20  # a suite or training config is a few kB; a bigger file is not one
+
+
+def _strict_loader():
+    """yaml.SafeLoader that refuses aliases (`*name`: a few lines of them expand exponentially,
+    "alias bombs") and duplicate keys (YAML keeps the last one silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed; "
+                                                  "write the value out", event.start_mark)
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            if isinstance(node, yaml.MappingNode):
+                for key_node, _ in node.value:
+                    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                    if key is not None and key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+                    if key is not None:
+                        seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep)
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_yaml_map)
+    return StrictLoader
 
 
 def load_yaml(text: str, source: str) -> Any:
-    """YAML text -> plain data; a syntax error is one UserError naming the line and column."""
+    """YAML text -> plain data; a syntax error, an alias or a duplicate key is one UserError
+    naming the line and column."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UserError(f"{source}: invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise UserError(f"{source}: invalid YAML: nested too deeply") from None
 
 
-def read_text_file(path, what: str) -> str:
-    """A text file's content; a missing or unreadable file is one UserError (`{what} not found: ...`)."""
+def read_text_file(path, what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """A text file's content; a missing, unreadable or oversized file is one UserError
+    (`{what} not found: ...`)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"{what} not found: {p}")
     try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{what} {p} is {size} bytes; the limit is {max_bytes} (is it the right file?)")
         return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {what} {p}: {e}") from None
@@ -197,6 +236,8 @@ def from_dict(cls: type, data: Any, path: str) -> Any:
             fail(sub, f"required key missing ({_type_name(hints[name])})")
     try:
         obj = cls(**kwargs)
+    except FieldError as e:  # a __post_init__ check about one field: name its key path
+        raise UserError(f"{path}.{e.key}: {e.message}") from None
     except UserError as e:  # a __post_init__ check: make sure the message names the section
         msg = str(e)
         raise UserError(msg if msg.startswith(path) else f"{path}: {msg}") from None
@@ -220,3 +261,24 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def first_difference(a: Any, b: Any, path: str) -> Any:
+    """The key path of the first difference between two plain-data trees, or None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if k not in a or k not in b:
+                return f"{path}.{k}"
+            d = first_difference(a[k], b[k], f"{path}.{k}")
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path} (length)"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f"{path}[{i}]")
+            if d:
+                return d
+        return None
+    return None if a == b else path

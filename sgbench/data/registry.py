@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from sgbench.config import typed
 from sgbench.data.arrays import ArrayDataset
 from sgbench.errors import UserError
 
@@ -41,13 +42,11 @@ def register_dataset(name: str, options: type, doc: str = ""):
 
 
 def build_dataset(section: dict, path: str = "config.data") -> DataSplits:
-    from sgbench.train.config import from_dict
-
     if not isinstance(section, dict) or "name" not in section:
         raise UserError(f"{path}.name: required key is missing (known datasets: {', '.join(sorted(DATASETS))})")
     name = section["name"]
     if name not in DATASETS:
         raise UserError(f"{path}.name: unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})")
     entry = DATASETS[name]
-    opts = from_dict(entry.options, {k: v for k, v in section.items() if k != "name"}, path)
+    opts = typed.from_dict(entry.options, {k: v for k, v in section.items() if k != "name"}, path)
     return entry.build(opts)

@@ -1,10 +1,9 @@
-"""Guidance rules: which branches a method evaluates, and how it combines them.
+"""Guidance rules: the torch side of the vocabulary (`sgbench.guidance.vocabulary`).
 
-Every guided method of the paper has the same shape: a *strong* branch D(x, t, c; gamma_strong)
-on the main network and a *weak* branch that differs in network, condition or sparsity; the
-guided velocity is `omega * strong + (1 - omega) * weak` (paper eqs. 3, 7, 8). The registry
-`RULES` says, per method, what the weak branch is. Schedules, the guidance interval and omega
-are data on the rule; the sampler only asks `branches_at(step, n_steps)` and calls `combine`.
+`build_rule(config)` turns a validated `GuidanceConfig` into a `GuidanceRule`: the branches a
+sampler evaluates at each step (schedules, the guidance interval and omega are data on the
+rule; the sampler only asks `branches_at(step, n_steps, t)`) and the combine function of the
+method. The FLOP accounting follows the same branches (`sgbench.sampling.solvers.evaluation_schedule`).
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ import torch
 
 from sgbench.errors import UserError
 from sgbench.guidance.schedules import Schedule
-
-NETWORKS = ("main", "weak")  # "weak": a second, earlier checkpoint (autoguidance)
-CONDITIONS = ("c", "null", "random")  # the sample's class, the null class, an independent class
+from sgbench.guidance.vocabulary import GuidanceConfig
 
 
 def linear_guidance(strong: torch.Tensor, weak: torch.Tensor, omega: float) -> torch.Tensor:
@@ -26,34 +23,8 @@ def linear_guidance(strong: torch.Tensor, weak: torch.Tensor, omega: float) -> t
     return omega * strong + (1.0 - omega) * weak
 
 
-@dataclass(frozen=True)
-class RuleSpec:
-    """Registry entry: the weak branch of a method, in terms of the config's fields."""
-
-    name: str
-    weak_network: Optional[str]  # None: unguided (strong branch only)
-    weak_cond: Optional[str]
-    uses_gamma_weak: bool  # weak branch runs at gamma_weak (else at gamma_strong)
-    requires_gap: bool  # enforce gamma_strong < gamma_weak (see RULES)
-    combine: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] = linear_guidance
-    summary: str = ""
-
-
-# requires_gap: the capacity gap must come from sparsity alone (same network), so
-# gamma_strong < gamma_weak is enforced at every guided step (paper eq. 6). For ag+sg the gap
-# comes mainly from the earlier checkpoint and the paper's SG_FID schedules cross mid-way.
-RULES: dict[str, RuleSpec] = {
-    r.name: r
-    for r in (
-        RuleSpec("none", None, None, False, False, summary="D(c; gamma_strong), unguided (gamma may be > 0)"),
-        RuleSpec("cfg", "main", "null", False, False, summary="w D(c) + (1-w) D(null), both at gamma_strong"),
-        RuleSpec("sg", "main", "c", True, True, summary="w D(c; g_s) + (1-w) D(c; g_w)"),
-        RuleSpec("cfg+sg", "main", "null", True, True, summary="w D(c; g_s) + (1-w) D(null; g_w)"),
-        RuleSpec("ag", "weak", "c", False, False, summary="w D(c) + (1-w) D_weak(c), both at gamma_strong"),
-        RuleSpec("ag+sg", "weak", "c", True, False, summary="w D(c; g_s) + (1-w) D_weak(c; g_w)"),
-        RuleSpec("icg", "main", "random", False, False, summary="w D(c) + (1-w) D(c_rand), c_rand ~ U(classes)"),
-    )
-}
+# MethodSpec.combine -> function (every method of the paper combines linearly)
+COMBINE: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {"linear": linear_guidance}
 
 
 @dataclass(frozen=True)
@@ -105,8 +76,6 @@ class GuidanceRule:
             out.append((self.weak.network, self.weak.cond, self.weak.gamma.value(step, n_steps)))
         return out
 
-    branch_gammas = branches_at  # name used by the FLOP accounting
-
     def combine(self, strong: torch.Tensor, weak: Optional[torch.Tensor]) -> torch.Tensor:
         return strong if weak is None else self.combine_fn(strong, weak, self.omega)
 
@@ -140,3 +109,20 @@ class GuidanceRule:
             f"{self.method}(omega={self.omega:g}, gamma_strong={self.strong.gamma}, "
             f"weak={self.weak.network}/{self.weak.cond}@{self.weak.gamma}{iv})"
         )
+
+
+def build_rule(config: GuidanceConfig) -> GuidanceRule:
+    """The GuidanceRule of a validated config (pure; no models involved)."""
+    spec = config.spec
+    weak = None
+    if spec.guided:
+        weak = Branch(spec.weak_network, spec.weak_cond, config.weak_schedule)
+    return GuidanceRule(
+        method=config.method,
+        strong=Branch("main", "c", config.strong_schedule),
+        weak=weak,
+        omega=config.omega,
+        interval=config.interval,
+        requires_gap=spec.requires_gap,
+        combine_fn=COMBINE[spec.combine],
+    )

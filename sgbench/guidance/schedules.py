@@ -3,6 +3,7 @@
 A schedule is data (kind, start, end); `value(step, n_steps)` is a pure function of the step
 index. Step 0 takes START and the last step takes END, so the paper's SG_FID weak branch
 "cosine decay from 0.6 to 0.0" is `cosine:0.6:0.0` and its inverse `cosine:0.0:0.6`.
+Torch-free: the suite schema, every CLI command and the FLOP accounting parse gammas here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sgbench.errors import UserError
+from sgbench.errors import FieldError
 
 SCHEDULE_KINDS = ("constant", "linear", "cosine")
+SCHEDULE_FORMS = "a rate in [0, 1) or a schedule 'linear:START:END' / 'cosine:START:END'"
 
 
 @dataclass(frozen=True)
@@ -49,35 +51,32 @@ class Schedule:
 
 
 def parse_schedule(spec, what: str = "gamma") -> Schedule:
-    """A float (constant), 'constant:V', 'linear:START:END' or 'cosine:START:END' -> Schedule.
+    """A number (constant), 'V', 'constant:V', 'linear:START:END' or 'cosine:START:END' -> Schedule.
 
     Every value must lie in [0, 1) (a sparsity rate); both schedule kinds are monotone between
-    their endpoints, so checking the endpoints checks every step.
+    their endpoints, so checking the endpoints checks every step. Errors are `FieldError(what, ...)`.
     """
     if isinstance(spec, Schedule):
         sched = spec
-    elif isinstance(spec, bool):
-        raise UserError(f"{what} must be a number or a schedule string, got {spec!r}")
+    elif isinstance(spec, bool) or not isinstance(spec, (int, float, str)):
+        raise FieldError(what, f"expected {SCHEDULE_FORMS}, got {spec!r}")
     elif isinstance(spec, (int, float)):
         sched = Schedule.constant(float(spec))
-    elif isinstance(spec, str):
-        parts = spec.strip().split(":")
+    else:
+        parts = [p.strip() for p in spec.strip().split(":")]
         try:
             if len(parts) == 1:
                 sched = Schedule.constant(float(parts[0]))
             elif parts[0] == "constant" and len(parts) == 2:
                 sched = Schedule.constant(float(parts[1]))
-            elif parts[0] in ("linear", "cosine") and len(parts) == 3:
+            elif parts[0] in SCHEDULE_KINDS[1:] and len(parts) == 3:
                 sched = Schedule(parts[0], float(parts[1]), float(parts[2]))
             else:
                 raise ValueError
         except ValueError:
-            raise UserError(
-                f"{what} must be a number or 'linear:START:END' / 'cosine:START:END', got {spec!r}"
-            ) from None
-    else:
-        raise UserError(f"{what} must be a number or a schedule string, got {spec!r}")
+            raise FieldError(what, f"expected {SCHEDULE_FORMS}, got {spec!r}") from None
     for v in (sched.start, sched.end):
         if not (math.isfinite(v) and 0.0 <= v < 1.0):
-            raise UserError(f"{what} {sched} leaves [0, 1): a sparsity rate must satisfy 0 <= gamma < 1")
+            where = "" if sched.is_constant else f" (in {sched})"
+            raise FieldError(what, f"sparsity rate must be in [0, 1), got {v:g}{where}")
     return sched

@@ -1,10 +1,12 @@
-"""Image metrics (ADM protocol), feature extractors, FLOPs, throughput and LPIPS.
+"""Image metrics (ADM protocol), their registry, feature extractors, FLOPs, throughput and LPIPS.
 
-Public API (imported lazily so `import sgbench.metrics` stays cheap):
+Public API (imported lazily so `import sgbench.metrics` stays cheap; no submodule shares a name
+with a function, so `from sgbench.metrics import inception_score` is the function):
   frechet_distance, inception_score, InceptionScoreStream, precision_recall, manifold_radii,
   FeatureStats, GaussianStats, register_extractor, get_extractor, available_extractors,
-  ImageMetricAccumulator, metric_names, ReferenceSet, load_reference,
-  gflops_per_image, guidance_branch_gammas, schedule_values, measure_throughput, ThroughputRecord,
+  ImageMetricAccumulator, ReferenceSet, load_reference, register_metric, register_family,
+  image_columns, provider_metrics, frechet_distance_se, poisson_weights,
+  average_flops, FlopsReport, measure_throughput, ThroughputRecord,
   load_lpips, lpips_distance.
 """
 
@@ -14,11 +16,12 @@ import importlib
 
 _LAZY = {
     "frechet_distance": "frechet",
-    "inception_score": "inception_score",
-    "InceptionScoreStream": "inception_score",
-    "precision_recall": "precision_recall",
-    "manifold_radii": "precision_recall",
-    "pairwise_sq_distances": "precision_recall",
+    "inception_score": "isc",
+    "InceptionScoreStream": "isc",
+    "precision_recall": "prc",
+    "precision_recall_coverage": "prc",
+    "manifold_radii": "prc",
+    "pairwise_sq_distances": "prc",
     "FeatureStats": "stats",
     "GaussianStats": "stats",
     "gaussian_from_features": "stats",
@@ -26,17 +29,20 @@ _LAZY = {
     "get_extractor": "extractors",
     "available_extractors": "extractors",
     "ImageMetricAccumulator": "accumulator",
-    "metric_names": "accumulator",
+    "register_metric": "registry",
+    "register_family": "registry",
+    "image_columns": "registry",
+    "provider_metrics": "registry",
+    "frechet_distance_se": "bootstrap",
+    "poisson_weights": "bootstrap",
     "ReferenceSet": "reference",
     "load_reference": "reference",
-    "gflops_per_image": "flops",
-    "guidance_branch_gammas": "flops",
-    "schedule_values": "flops",
+    "average_flops": "flops",
     "FlopsReport": "flops",
     "measure_throughput": "throughput",
     "ThroughputRecord": "throughput",
-    "load_lpips": "lpips_distance",
-    "lpips_distance": "lpips_distance",
+    "load_lpips": "perceptual",
+    "lpips_distance": "perceptual",
 }
 
 __all__ = sorted(_LAZY)

@@ -5,8 +5,9 @@ it returns a dict of float32 tensors with some of
   'pool'    [B, D]    features for Fréchet distance and precision/recall,
   'spatial' [B, 2023] sFID features (Inception only),
   'logits'  [B, K]    class logits (Inception: ADM's unbiased logits, for IS; classifier: for class_acc).
-`metric_prefix` decides naming: '' for Inception (fid, sfid, is, precision, recall), otherwise
-the extractor's name (fd_<name>, precision_<name>, recall_<name>).
+The metric registry names the columns after the extractor's `name` (`registry.image_columns`):
+Inception's are ADM's (fid, sfid, is, precision, recall), another extractor X's fd_X,
+precision_X, recall_X (+ class_acc).
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ def file_fingerprint(path) -> str:
 
 
 class Extractor:
-    """Base: subclasses set `name`, `metric_prefix`, `feature_dims`, `cache_key`, and `_extract`."""
+    """Base: subclasses set `name`, `feature_dims`, `cache_key`, and `_extract`."""
 
     name = "base"
-    metric_prefix = "base"
     feature_dims: Dict[str, int] = {}
     batch_size = 64
 
@@ -106,7 +106,6 @@ class InceptionExtractor(Extractor):
     """torch-fidelity's port of the TF Inception used by ADM (`pool_3`, `mixed_6/conv`, logits)."""
 
     name = "inception"
-    metric_prefix = ""
     feature_dims = {"pool": 2048, "spatial": 2023, "logits": 1008}
 
     def __init__(self, weights_path=None, device="cpu", batch_size: int = 64, feature_extractor_weights_path=None, **unknown):
@@ -118,11 +117,21 @@ class InceptionExtractor(Extractor):
         path = Path(weights_path).expanduser()
         if not path.is_file():
             raise UserError(f"Inception weights not found: {path}; {_inception_weights_hint()}")
+        import io
+
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+        from sgbench.torchfiles import load_state_dict
+
+        # torch-fidelity unpickles the weights file (torch.load(weights_only=False)): read the state
+        # dict here without running code, and hand torch-fidelity a copy holding tensors only
+        state = load_state_dict(path, "Inception weights")
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
         try:
             net = FeatureExtractorInceptionV3(
-                "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path)
+                "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=buffer
             )
         except (RuntimeError, OSError, EOFError, ValueError, KeyError) as e:  # wrong/corrupt file
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -154,14 +163,13 @@ class ClassifierExtractor(Extractor):
     """sgbench's ShapeClassifier: penultimate features ('pool') and class logits."""
 
     name = "classifier"
-    metric_prefix = "classifier"
 
     def __init__(self, weights_path=None, device="cpu", batch_size: int = 256, **unknown):
         super().__init__(device)
         _reject_unknown("classifier", unknown)
         if not weights_path:
             raise UserError("the classifier extractor needs --classifier-weights PATH (an sgbench classifier .safetensors)")
-        from sgbench.models.classifier import load_classifier
+        from sgbench.metrics.classifier import load_classifier
 
         self.net = load_classifier(weights_path, device=self.device)
         self.weights_path = Path(weights_path).expanduser()

@@ -24,6 +24,11 @@ def _sqrtm(a: np.ndarray) -> np.ndarray:
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), exactly as ADM computes it."""
+    return frechet_distance_and_root(mu1, sigma1, mu2, sigma2, eps)[0]
+
+
+def frechet_distance_and_root(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> tuple[float, np.ndarray]:
+    """The distance and the root (S1 S2)^(1/2) it used (its standard error reuses the root)."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, dtype=np.float64)), np.atleast_1d(np.asarray(mu2, dtype=np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64)), np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     if mu1.shape != mu2.shape:
@@ -42,4 +47,4 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"frechet distance: imaginary component {np.max(np.abs(covmean.imag))}")
         covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)), covmean

@@ -132,12 +132,16 @@ def iter_images(path, batch_size: int = 64, limit: Optional[int] = None) -> Iter
 
 
 def read_npz_labels(path, n: int) -> Optional[np.ndarray]:
-    """Class labels stored next to the images (`arr_1` in guided-diffusion/DiT sample files), else None."""
+    """Class labels stored next to the images (`arr_1` in guided-diffusion and sgbench sample files;
+    `labels` in older sgbench files), else None."""
+    from sgbench.npz_layout import labels_key
+
     p = Path(path)
-    if p.is_dir() or "arr_1" not in npz_keys(p):
+    key = None if p.is_dir() else labels_key(npz_keys(p))
+    if key is None:
         return None
     with np.load(p) as f:
-        labels = f["arr_1"]
+        labels = f[key]
     if labels.ndim != 1 or len(labels) != n or not np.issubdtype(labels.dtype, np.integer):
         return None  # arr_1 is something else (e.g. not labels); class accuracy is then skipped
     return labels

@@ -40,14 +40,23 @@ class ReferenceSet:
     features: Optional[np.ndarray] = None
     source: str = ""
     _radii: Dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
+    _sqrt_sigma: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def radii(self, k: int, dtype: str, device=None) -> np.ndarray:
         """k-NN radii of the reference features, computed once per (k, dtype)."""
-        from sgbench.metrics.precision_recall import manifold_radii
+        from sgbench.metrics.prc import manifold_radii
 
         if (k, dtype) not in self._radii:
             self._radii[(k, dtype)] = manifold_radii(self.features, k, dtype, device)
         return self._radii[(k, dtype)]
+
+    def sqrt_sigma(self, kind: str) -> np.ndarray:
+        """Symmetric square root of the `kind` covariance, computed once (for FD standard errors)."""
+        from sgbench.metrics.bootstrap import sqrt_psd
+
+        if kind not in self._sqrt_sigma:
+            self._sqrt_sigma[kind] = sqrt_psd(self.gaussians[kind].sigma)
+        return self._sqrt_sigma[kind]
 
     @classmethod
     def from_batches(cls, extractor, batches: Iterable[np.ndarray], max_features: Optional[int] = DEFAULT_MAX_FEATURES, source: str = ""):
@@ -112,6 +121,14 @@ def _load_cache(path: Path, kinds, need_features: bool) -> Optional[ReferenceSet
     return ReferenceSet(gauss, feats, str(path))
 
 
+def _finite(ref: ReferenceSet) -> ReferenceSet:
+    """A reference with a NaN or infinite mean or covariance gives NaN metrics: refuse it."""
+    for kind, g in ref.gaussians.items():
+        if not (np.all(np.isfinite(g.mu)) and np.all(np.isfinite(g.sigma))):
+            raise UserError(f"reference {ref.source}: its {kind} statistics contain NaN or infinite values")
+    return ref
+
+
 def load_reference(
     path,
     extractor,
@@ -148,7 +165,7 @@ def load_reference(
             missing = [k for k in kinds if k not in precomputed] + (["precision/recall"] if need_features else [])
             if missing:
                 log(f"reference {p.name}: statistics only (no arr_0 images); unavailable: {', '.join(missing)}")
-        return ReferenceSet(precomputed, None, str(p))
+        return _finite(ReferenceSet(precomputed, None, str(p)))
 
     cache_file = None
     if use_cache:
@@ -159,7 +176,7 @@ def load_reference(
             cached = _load_cache(cache_file, kinds, need_features)
             if cached is not None:
                 cached.gaussians.update(precomputed)  # ADM's own statistics win, as in its evaluator
-                return cached
+                return _finite(cached)
 
     n = count_images(p)
     log(f"computing reference features of {n} images from {p.name} with {extractor.name} ...")
@@ -167,4 +184,4 @@ def load_reference(
     if cache_file is not None:
         _save_cache(cache_file, ref)
     ref.gaussians.update(precomputed)
-    return ref
+    return _finite(ref)

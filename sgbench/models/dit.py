@@ -9,8 +9,9 @@ back into the saved full sequence (dropped tokens pass through unchanged).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Optional, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sgbench.errors import UserError
-from sgbench.models.registry import register_backbone
+from sgbench.models.flop_count import (ForwardAt, attention_score_flops, block_affine, fvcore_flops,
+                                       routed_token_counts, traced_component_model)
+from sgbench.models.registry import BackboneFamily, FlopCount, register_backbone
 from sgbench.models.routing import GeneratorLike, gather_tokens, num_kept, resolve_keep_indices, scatter_tokens
 
 
@@ -287,7 +290,7 @@ def init_dit_weights(model: nn.Module, adaln: Sequence[nn.Module], zeroed: Seque
     model.apply(_basic_init)
     grid = int(model.num_tokens**0.5)
     for name, param in model.named_parameters():
-        if name.endswith("pos_embed"):
+        if name.endswith("pos_embed") and not param.is_meta:  # meta: a shape check before loading
             param.data.copy_(torch.from_numpy(get_2d_sincos_pos_embed(param.shape[-1], grid)).float()[None])
     w = model.x_embedder.proj.weight.data
     nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # like a Linear, not a Conv2d
@@ -364,4 +367,75 @@ def build_dit(config: dict) -> DiT:
     return DiT(DiTConfig(**config))
 
 
-register_backbone("dit", build_dit)
+# ---- the family's registry entry: weights -> config, kept tokens (TREAD's), FLOP model ----------
+
+def infer_patch_grid(sd: Mapping[str, torch.Tensor], patch: int) -> dict:
+    """Config fields the patch embedder, positions and output layer determine (DiT and MaskDiT)."""
+    out = {}
+    w = sd.get("x_embedder.proj.weight")
+    if w is not None and w.dim() == 4:
+        out["in_channels"] = int(w.shape[1])
+    pos = sd.get("pos_embed")
+    if pos is not None and pos.dim() == 3:
+        side = int(round(pos.shape[1] ** 0.5))
+        if side * side == pos.shape[1]:
+            out["input_size"] = side * patch
+    lin = sd.get("final_layer.linear.weight")
+    if lin is not None and "in_channels" in out:
+        out["learn_sigma"] = int(lin.shape[0]) == 2 * patch * patch * out["in_channels"]
+    return out
+
+
+def dit_config_from_weights(base: dict, sd: Mapping[str, torch.Tensor]) -> dict:
+    """Fields of a DiT/SiT/tread state dict's config that its tensors determine."""
+    inferred = infer_patch_grid(sd, int(base["patch_size"]))
+    emb = sd.get("y_embedder.embedding_table.weight")
+    if emb is not None and emb.dim() == 2:
+        inferred["num_classes"] = int(emb.shape[0]) - 1  # DiT/SiT/tread always carry the null row
+    return inferred
+
+
+def class_inputs(config, batch: int = 1) -> tuple:
+    """Example (x, t, y) of a class-conditional config, for tracing."""
+    x = torch.zeros(batch, config.in_channels, config.input_size, config.input_size)
+    return x, torch.full((batch,), 0.5), torch.zeros(batch, dtype=torch.long)
+
+
+def _arch_key(config: DiTConfig) -> tuple:
+    d = asdict(config)
+    d.pop("routes")
+    d.pop("depth")
+    return tuple(sorted(d.items()))
+
+
+@lru_cache(maxsize=32)
+def _components(arch_key: tuple) -> tuple[int, int, int]:
+    """(non-block FLOPs, block per-token a, block per-image b) of one architecture: the non-block
+    part is a dense depth-1 model minus its block (DiTConfig needs depth >= 1)."""
+    cfg = DiTConfig(**dict(arch_key), depth=1, routes=())
+    model = traced_component_model(lambda: DiT(cfg))
+    at_n, a, b = block_affine(model.blocks[0], cfg.num_tokens, cfg.hidden_size, cfg.hidden_size)
+    return fvcore_flops(ForwardAt(model, 0.0), class_inputs(cfg)) - at_n, a, b
+
+
+def _attention(config: DiTConfig, gamma: float) -> int:
+    return sum(attention_score_flops(n, n, config.hidden_size)
+               for n in routed_token_counts(config, gamma, num_kept))
+
+
+def dit_forward_flops(config: DiTConfig, gamma: float) -> FlopCount:
+    """Routed blocks see TREAD's N - int(N * gamma) kept tokens, all others the N tokens."""
+    rest, a, b = _components(_arch_key(config))
+    blocks = sum(a * n + b for n in routed_token_counts(config, gamma, num_kept))
+    return FlopCount(rest + blocks, _attention(config, gamma))
+
+
+def dit_trace_flops(model: DiT, gamma: float) -> FlopCount:
+    return FlopCount(fvcore_flops(ForwardAt(model, gamma), class_inputs(model.config)), _attention(model.config, gamma))
+
+
+register_backbone(BackboneFamily(
+    name="dit", config_class=DiTConfig, build=build_dit, presets=DIT_PRESETS, make_config=dit_config,
+    kept_tokens=num_kept, forward_flops=dit_forward_flops, trace_flops=dit_trace_flops,
+    config_from_weights=dit_config_from_weights,
+))

@@ -5,19 +5,25 @@ Formats (detected from the file, never from its name alone):
     -> needs nothing but the path (`save_sgbench_safetensors` writes them).
   * sgbench train `.pt`: {'model', 'ema', 'config'} with 'config' the same JSON-able dict.
   * facebookresearch/DiT (DDPM eps), willisma/SiT (velocity): a plain state dict, or their train
-    files {'model', 'ema', 'opt', 'args'} (an argparse Namespace under 'args' -> `trust_checkpoint`).
+    files {'model', 'ema', 'opt', 'args'} with an argparse Namespace under 'args'.
   * CompVis/tread: {'model_state_dict', 'ema_state_dict', 'optimizer_state_dict', 'step'}, keys
     prefixed 'model.' (its EDMPrecond wrapper). EDM and RF training give identical layouts, so the
     parametrization must come from the spec.
-  * Anima-Lab/MaskDiT: {'model', 'ema', 'opt', 'args'}, keys prefixed 'model.' (EDMPrecond);
-    'args' is an argparse Namespace -> needs `trust_checkpoint`.
+  * Anima-Lab/MaskDiT: {'model', 'ema', 'opt', 'args'}, keys prefixed 'model.' (EDMPrecond).
   * any other safetensors file holding one of the state dicts above (needs `arch`).
 
-Files are read with `torch.load(weights_only=True)` unless the spec trusts them.
+Files are read with `torch.load(weights_only=True)`, which also admits argparse Namespaces (plain
+attribute bags: rebuilding one runs no code); anything else pickled needs `trust_checkpoint`.
+
+Parametrization (`resolve_parametrization`): what the file records wins; an explicit value that
+contradicts it is an error; a file that records nothing needs an explicit value. Records are the
+sgbench metadata, and the train files' own `args` (SiT's transport arguments; DiT's train.py has
+none and trains DDPM; Anima-Lab/MaskDiT train files are EDM). Nothing is guessed from names.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -31,16 +37,18 @@ import torch.nn as nn
 
 from sgbench.errors import UserError, require_file
 from sgbench.models.denoiser import PARAMETRIZATIONS, Denoiser, make_denoiser
-from sgbench.models.dit import Route, dit_config
-from sgbench.models.maskdit import MASKDIT_PRESETS, maskdit_config
-from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family
+from sgbench.models.dit import Route
+from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family, preset_family
 
 METADATA_KEY = "sgbench"
-TRUST_HINT = "if you trust this file, pass --trust-checkpoint (suite: trust_checkpoint: true)"
+TRUST_HINT = "sgbench does not unpickle files, since unpickling runs code (README, 'Exit codes and trust')"
+# read without trust: argparse.Namespace is rebuilt by setting attributes, never by running code
+_SAFE_GLOBALS = [argparse.Namespace]
 # wrapper prefixes stripped when every key carries them: DDP, torch.compile, EDMPrecond, Denoiser
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
 # codebase names users may give as `family`: SiT and tread checkpoints are DiT-family layouts
-FAMILY_ALIASES = {"sit": "dit", "tread": "dit"}
+# ('t2i_dit': the T2I family's name in early sgbench files)
+FAMILY_ALIASES = {"sit": "dit", "tread": "dit", "t2i_dit": "t2i"}
 
 
 @dataclass
@@ -59,6 +67,7 @@ class ModelSpec:
     use_ema: bool = True
     trust_checkpoint: bool = False  # allow full pickles (torch.load(weights_only=False))
     config: dict = field(default_factory=dict)  # further backbone config overrides (e.g. num_heads)
+    text_encoder: dict = field(default_factory=dict)  # T2I: overrides of the stored text encoder spec (path)
     sigma_min: float = 0.002  # EDM: t is clamped to sigma in [sigma_min, sigma_max]
     sigma_max: float = 80.0
     sigma_data: float = 0.5
@@ -91,6 +100,9 @@ class Checkpoint:
     fmt: str  # sgbench-safetensors | safetensors | sgbench-train | dit-train | maskdit | tread | plain
     meta: Optional[dict] = None  # sgbench metadata {"family", "config", "parametrization", ...}
     edm_wrapped: bool = False  # keys carried EDMPrecond's 'model.' prefix
+    args: Optional[dict] = None  # a train file's own 'args' (argparse Namespace or dict), as a dict
+    path: str = ""
+    entry: Optional[str] = None  # the top-level key the weights came from ('ema', 'model_state_dict', ...)
 
 
 def _one_line(e: BaseException) -> str:
@@ -98,20 +110,23 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def read_checkpoint(path, use_ema: bool = True, trust: bool = False) -> Checkpoint:
-    """Read any supported file into a bare state dict plus whatever metadata it carries."""
+def read_checkpoint(path, use_ema: bool = True, trust: bool = False, lazy: bool = False) -> Checkpoint:
+    """Read any supported file into a bare state dict plus whatever metadata it carries.
+
+    `lazy`: only what describes the file (safetensors: metadata and key names; torch files are
+    memory-mapped), for checks before anything is built."""
     p = require_file(path, "checkpoint")
     if p.suffix == ".safetensors":
-        return _read_safetensors(p)
+        return _read_safetensors(p, lazy)
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=not trust)
+        obj = _torch_load(p, trust, lazy)
     except pickle.UnpicklingError as e:
         if not trust and ("Unsupported global" in str(e) or "not an allowed global" in str(e)):
             found = re.search(r"GLOBAL ([\w.]+)", str(e))
             what = found.group(1) if found else "a Python object"
             raise UserError(
-                f"checkpoint {p} holds {what} besides tensors (MaskDiT/DiT/SiT train files store an argparse "
-                f"Namespace under 'args'), which torch.load(weights_only=True) refuses; {TRUST_HINT}"
+                f"checkpoint {p} holds {what} besides tensors, plain containers and argparse Namespaces, "
+                f"which torch.load(weights_only=True) refuses; {TRUST_HINT}"
             ) from None
         raise UserError(f"cannot read checkpoint {p}: {_one_line(e)}") from None
     except Exception as e:  # corrupt, truncated, not a torch file
@@ -119,13 +134,23 @@ def read_checkpoint(path, use_ema: bool = True, trust: bool = False) -> Checkpoi
     return _select(obj, p, use_ema)
 
 
-def _read_safetensors(p: Path) -> Checkpoint:
+def _torch_load(p: Path, trust: bool, mmap: bool):
+    with torch.serialization.safe_globals(_SAFE_GLOBALS):
+        if mmap:
+            try:
+                return torch.load(p, map_location="cpu", weights_only=not trust, mmap=True)
+            except RuntimeError:  # legacy (non-zip) torch files cannot be memory-mapped
+                pass
+        return torch.load(p, map_location="cpu", weights_only=not trust)
+
+
+def _read_safetensors(p: Path, lazy: bool = False) -> Checkpoint:
     try:
         from safetensors import safe_open
 
         with safe_open(str(p), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            sd = {k: f.get_tensor(k) for k in f.keys()}
+            sd = {k: (torch.empty(0) if lazy else f.get_tensor(k)) for k in f.keys()}
     except Exception as e:
         raise UserError(f"cannot read safetensors checkpoint {p}: {_one_line(e)}") from None
     meta = None
@@ -136,7 +161,7 @@ def _read_safetensors(p: Path) -> Checkpoint:
             raise UserError(f"checkpoint {p}: metadata '{METADATA_KEY}' is not valid JSON ({e})") from None
         _check_meta(meta, p)
     sd, edm = _strip_prefixes(sd)
-    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm)
+    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm, path=str(p))
 
 
 def _check_meta(meta, p) -> None:
@@ -152,11 +177,15 @@ def _select(obj, p: Path, use_ema: bool) -> Checkpoint:
     if not isinstance(obj, dict):
         raise UserError(f"checkpoint {p} holds a {type(obj).__name__}, not a state dict")
 
+    entry = None
+
     def pick(ema_key, model_key):
+        nonlocal entry
         has_ema = obj.get(ema_key) is not None  # sgbench train files store 'ema': None without EMA
         key = ema_key if (use_ema and has_ema) or obj.get(model_key) is None else model_key
         if not _is_state_dict(obj.get(key)):
             raise UserError(f"checkpoint {p}: entry '{key}' is not a state dict")
+        entry = key
         return obj[key]
 
     meta = None
@@ -179,7 +208,9 @@ def _select(obj, p: Path, use_ema: bool) -> Checkpoint:
         keys = ", ".join(list(map(str, obj))[:6])
         raise UserError(f"checkpoint {p} holds no recognised state dict (top-level keys: {keys})")
     sd, edm = _strip_prefixes(sd)
-    return Checkpoint(sd, fmt, meta, edm)
+    args = obj.get("args")
+    args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else None
+    return Checkpoint(sd, fmt, meta, edm, args, str(p), entry)
 
 
 def _train_meta(config: dict) -> dict:
@@ -206,61 +237,39 @@ def _strip_prefixes(sd: dict) -> tuple[dict, bool]:
 # ---- architecture from spec + weights ----------------------------------------------------------
 
 def _family_of(spec: ModelSpec, ck: Optional[Checkpoint]) -> str:
+    """The spec's family, else the file's record, else the layout of its weights, else the family
+    whose presets name `arch` (DiT/SiT by default)."""
     if spec.family != "auto":
         return spec.family
     if ck is not None and ck.meta:
-        return ck.meta["family"]
-    if spec.arch and (spec.arch.startswith("MaskDiT-") or spec.arch in MASKDIT_PRESETS):
-        return "maskdit"
-    if ck is not None and any(k.startswith("decoder_blocks.") for k in ck.state_dict):
-        return "maskdit"
-    return "dit"
+        return FAMILY_ALIASES.get(ck.meta["family"], ck.meta["family"])
+    if ck is not None:
+        for name in backbone_families():
+            detect = get_backbone_family(name).detect
+            if detect is not None and detect(ck.state_dict):
+                return name
+    owner = preset_family(spec.arch) if spec.arch else None
+    return owner.name if owner is not None else "dit"
 
 
-def _infer_dit(sd: Mapping[str, torch.Tensor], patch: int) -> dict:
-    """Config fields that the weights determine (only used where the spec leaves them None)."""
-    out = {}
-    w = sd.get("x_embedder.proj.weight")
-    if w is not None and w.dim() == 4:
-        out["in_channels"] = int(w.shape[1])
-    pos = sd.get("pos_embed")
-    if pos is not None and pos.dim() == 3:
-        side = int(round(pos.shape[1] ** 0.5))
-        if side * side == pos.shape[1]:
-            out["input_size"] = side * patch
-    lin = sd.get("final_layer.linear.weight")
-    if lin is not None and "in_channels" in out:
-        out["learn_sigma"] = int(lin.shape[0]) == 2 * patch * patch * out["in_channels"]
-    return out
-
-
-def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Tensor]) -> dict:
-    if family not in ("dit", "maskdit"):
-        raise UserError(f"{family} checkpoints must be sgbench files (with '{METADATA_KEY}' metadata)")
+def _preset_config(family: str, spec: ModelSpec) -> dict:
     if spec.arch is None:
         raise UserError(
             "checkpoint has no sgbench metadata: set arch (e.g. SiT-XL/2, DiT-B/2, MaskDiT-XL/2) "
             f"and, if not the defaults, num_classes/input_size"
         )
-    base = (maskdit_config if family == "maskdit" else dit_config)(spec.arch).to_dict()
-    base.update(spec.config)
-    inferred = _infer_dit(sd, int(base["patch_size"]))
-    if family == "dit":
-        emb = sd.get("y_embedder.embedding_table.weight")
-        if emb is not None and emb.dim() == 2:
-            inferred["num_classes"] = int(emb.shape[0]) - 1  # DiT/SiT/tread always carry the null row
-    else:
-        emb = sd.get("y_embedder.embedding_table.weight")
-        if emb is not None and emb.dim() == 2:
-            inferred["num_classes"] = int(emb.shape[1])
-        dpos = sd.get("decoder_pos_embed")
-        if dpos is not None and dpos.dim() == 3:
-            inferred["decoder_hidden_size"] = int(dpos.shape[2])
-        depth = {int(k.split(".")[1]) for k in sd if k.startswith("decoder_blocks.")}
-        if depth:
-            inferred["decoder_depth"] = max(depth) + 1
-        inferred["mask_token"] = "mask_token" in sd
-    for k, v in inferred.items():
+    cfg = get_backbone_family(family).make_config(spec.arch).to_dict()
+    cfg.update(spec.config)  # unknown keys fail where the backbone is built, as one line
+    return cfg
+
+
+def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Tensor]) -> dict:
+    """The preset's config with the fields the weights determine (explicit `spec.config` wins)."""
+    infer = get_backbone_family(family).config_from_weights
+    if infer is None:
+        raise UserError(f"{family} checkpoints must be sgbench files (with '{METADATA_KEY}' metadata)")
+    base = _preset_config(family, spec)
+    for k, v in infer(base, sd).items():
         if k not in spec.config and v is not None:
             base[k] = v
     return base
@@ -273,11 +282,10 @@ def _apply_spec(cfg: dict, spec: ModelSpec, family: str) -> dict:
         if getattr(spec, name) is not None:
             cfg[name] = getattr(spec, name)
     if spec.routes is not None:
-        if family == "maskdit":
-            if spec.routes:
-                raise UserError("MaskDiT masks before its encoder; it takes no routes")
-        else:
+        if get_backbone_family(family).takes_routes:
             cfg["routes"] = list(spec.routes)
+        elif spec.routes:
+            raise UserError(f"{family} masks before its encoder; it takes no routes")
     return cfg
 
 
@@ -343,25 +351,89 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], where: st
     raise UserError(f"checkpoint {where} does not fit {_describe(model, arch)}: {'; '.join(parts)}{hint}")
 
 
-def _parametrization(spec: ModelSpec, ck: Optional[Checkpoint], family: str) -> str:
-    if spec.parametrization != "auto":
-        return spec.parametrization
-    if ck is None:
-        return "velocity"
-    if ck.meta and ck.meta.get("parametrization"):
-        return ck.meta["parametrization"]
-    if ck.fmt == "tread":
+# ---- parametrization: recorded by the file, or given; never guessed ----------------------------
+
+#: which training code produces which parametrization (the error of an unrecorded file lists it)
+TRAINED_BY = {
+    "edm": "CompVis/tread train.py, Anima-Lab/MaskDiT",
+    "rf": "CompVis/tread rf.py",
+    "velocity": "willisma/SiT, sgbench train",
+    "ddpm": "facebookresearch/DiT",
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    value: str  # a PARAMETRIZATIONS name
+    source: str  # where the file records it, for messages
+
+
+def _sit_transport(args: dict) -> Recorded:
+    """willisma/SiT train args: `path_type` and `prediction` (its transport) say what was trained."""
+    path_type, prediction = args.get("path_type"), args.get("prediction")
+    if (path_type, prediction) != ("Linear", "velocity"):
         raise UserError(
-            "CompVis/tread checkpoints do not record whether edm.py (EDM) or rf.py (rectified flow, t=1 noise) "
-            "trained them: set parametrization to edm or rf"
+            f"this willisma/SiT train file records path_type {path_type!r} and prediction {prediction!r}; "
+            "sgbench samples SiT's Linear path with velocity prediction only"
         )
-    if family == "maskdit" or ck.fmt == "maskdit":
-        return "edm"
-    if spec.arch and spec.arch.startswith("SiT-"):
-        return "velocity"
-    if spec.arch and spec.arch.startswith("DiT-"):
-        return "ddpm"  # facebookresearch/DiT releases and train files
-    raise UserError(f"cannot tell how this model was trained: set parametrization ({', '.join(PARAMETRIZATIONS)})")
+    return Recorded("velocity", "its willisma/SiT train args (path_type Linear, prediction velocity)")
+
+
+def recorded_parametrization(ck: Checkpoint) -> Optional[Recorded]:
+    """The parametrization a file records about itself, or None (plain state dicts, tread files)."""
+    if ck.meta is not None:
+        value = ck.meta.get("parametrization")
+        if value is None:
+            return None
+        if value not in PARAMETRIZATIONS:
+            raise UserError(f"checkpoint {ck.path}: metadata parametrization {value!r} is not one of {', '.join(PARAMETRIZATIONS)}")
+        return Recorded(value, "its sgbench metadata")
+    args = ck.args or {}
+    if ck.fmt == "maskdit" and args:
+        # Anima-Lab's train files: every shipped config and released model is `precond: edm`
+        return Recorded("edm", "its Anima-Lab/MaskDiT train-file format (EDM)")
+    if ck.fmt == "dit-train" and args:
+        if "path_type" in args or "prediction" in args:
+            return _sit_transport(args)
+        if str(args.get("model", "")).startswith("DiT-"):
+            # facebookresearch/DiT's train.py: --model DiT-*, no transport args, DDPM only
+            return Recorded("ddpm", "its facebookresearch/DiT train args (DDPM)")
+    return None
+
+
+def _no_record_message(ck: Checkpoint) -> str:
+    what = {"tread": "a CompVis/tread training file", "plain": "a plain state dict", "safetensors": "a safetensors file",
+            "dit-train": "a DiT/SiT-style train file", "maskdit": "a MaskDiT-layout file without its train args"}
+    choices = "; ".join(f"{p} ({TRAINED_BY[p]})" for p in PARAMETRIZATIONS)
+    return (f"checkpoint {ck.path} ({what.get(ck.fmt, ck.fmt)}) does not record how it was trained: set parametrization "
+            f"(suite: model.parametrization, CLI: --parametrization) to one of {choices} "
+            f"(`sgbench convert SRC OUT.safetensors --parametrization P` records it once)")
+
+
+def check_model_spec(spec: ModelSpec) -> str:
+    """What `load_denoiser` would refuse about the file itself, checked cheaply before anything is
+    built (a run directory, a model): readable, recognised, parametrization recorded or given and
+    consistent. Returns the parametrization."""
+    ck = read_checkpoint(spec.checkpoint, spec.use_ema, spec.trust_checkpoint, lazy=True) if spec.checkpoint else None
+    return resolve_parametrization(spec, ck)
+
+
+def resolve_parametrization(spec: ModelSpec, ck: Optional[Checkpoint]) -> str:
+    """Recorded wins; an explicit value must agree with it; no record and no value is an error."""
+    explicit = None if spec.parametrization == "auto" else spec.parametrization
+    if ck is None:
+        return explicit or "velocity"  # a randomly initialised `arch` (demos, FLOP counting)
+    rec = recorded_parametrization(ck)
+    if rec is not None:
+        if explicit is not None and explicit != rec.value:
+            raise UserError(
+                f"checkpoint {ck.path} records parametrization {rec.value} ({rec.source}), but {explicit} was given: "
+                f"remove the explicit parametrization (or set it to {rec.value})"
+            )
+        return rec.value
+    if explicit is None:
+        raise UserError(_no_record_message(ck))
+    return explicit
 
 
 # ---- public entry points -----------------------------------------------------------------------
@@ -371,32 +443,60 @@ def load_backbone(spec: ModelSpec) -> tuple[nn.Module, Optional[Checkpoint], str
     ck = read_checkpoint(spec.checkpoint, spec.use_ema, spec.trust_checkpoint) if spec.checkpoint else None
     family = _family_of(spec, ck)
     if ck is not None and ck.meta:
-        if ck.meta["family"] != family:
+        recorded = FAMILY_ALIASES.get(ck.meta["family"], ck.meta["family"])
+        if recorded != family:
             raise UserError(f"checkpoint {spec.checkpoint} holds a {ck.meta['family']} model, not {family}")
         cfg = dict(ck.meta["config"])
         cfg.update(spec.config)
     elif ck is not None:
         cfg = _config_from_weights(family, spec, ck.state_dict)
     else:
-        if family not in ("dit", "maskdit"):
-            raise UserError(f"a {family} model needs a checkpoint")
-        cfg = (maskdit_config if family == "maskdit" else dit_config)(spec.arch, **spec.config).to_dict()
+        cfg = _preset_config(family, spec)
     cfg = _apply_spec(cfg, spec, family)
-    model = build_backbone(family, cfg)
-    if ck is not None:
-        check_state_dict(model, ck.state_dict, spec.checkpoint, spec.arch)
-        model.load_state_dict(ck.state_dict, strict=True)
+    if ck is None:
+        return build_backbone(family, cfg), ck, family
+    model = build_fitting(family, cfg, ck.state_dict, spec.checkpoint, spec.arch)
+    model.load_state_dict(ck.state_dict, strict=True)
     return model, ck, family
+
+
+class _LargerThanFile(Exception):
+    pass
+
+
+def build_fitting(family: str, cfg: dict, sd: Mapping[str, torch.Tensor], where, arch: Optional[str] = None) -> nn.Module:
+    """Build the backbone `cfg` describes only once it is known to fit the file's tensors: first on
+    the meta device (no memory), stopped once it registers far more parameters than the file holds
+    (ordinary mismatches still get `check_state_dict`'s precise message), then checked shape by shape. A config (metadata or spec) declaring a huge width or depth
+    is refused before anything is allocated."""
+    count, limit = [0], 4 * len(sd) + 64
+
+    def hook(module, name, param):
+        count[0] += 1
+        if count[0] > limit:
+            raise _LargerThanFile
+
+    handle = torch.nn.modules.module.register_module_parameter_registration_hook(hook)
+    try:
+        with torch.device("meta"):
+            probe = build_backbone(family, cfg)
+    except _LargerThanFile:
+        raise UserError(f"checkpoint {where} does not fit its configuration: the {family} model it describes has "
+                        f"over {limit} parameter tensors, the file {len(sd)}") from None
+    finally:
+        handle.remove()
+    check_state_dict(probe, sd, where, arch)
+    return build_backbone(family, cfg)
 
 
 def load_denoiser(spec: ModelSpec, device="cpu") -> Denoiser:
     """Build the backbone, load its weights and wrap it in the Denoiser of its parametrization."""
     model, ck, family = load_backbone(spec)
-    param = _parametrization(spec, ck, family)
+    param = resolve_parametrization(spec, ck)
     fam = get_backbone_family(family)
     edm_kw = dict(sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, sigma_data=spec.sigma_data) if param == "edm" else {}
     if fam.make_denoiser is not None:
-        den = fam.make_denoiser(model, param, **edm_kw)
+        den = fam.make_denoiser(model, param, spec=spec, meta=ck.meta if ck else None, device=device, **edm_kw)
     else:
         c = model.config
         den = make_denoiser(model, param, c.num_classes, (c.in_channels, c.input_size, c.input_size), **edm_kw)

@@ -17,12 +17,15 @@ MaskDiT's own eval forward computes a mask but never drops tokens. sgbench's for
 the encoder sees only the kept tokens, `decoder_layer` maps them to the decoder width, dropped
 positions are filled with `mask_token` (zeros when the checkpoint has none, as MaskDiT does),
 then `decoder_pos_embed` is added and the decoder runs over all N tokens. gamma = 0 is MaskDiT's
-dense eval forward exactly.
+dense eval forward exactly. The encoder keeps MaskDiT's own count, int(N * (1 - gamma)) (its
+`get_mask`), one token fewer than TREAD's N - int(N * gamma) when N * gamma is not whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Mapping
 
 import torch
 import torch.nn as nn
@@ -36,12 +39,26 @@ from sgbench.models.dit import (
     PatchEmbed,
     PatchGridConfig,
     TimestepEmbedder,
+    class_inputs,
+    infer_patch_grid,
     init_dit_weights,
     modulate,
     unpatchify,
 )
-from sgbench.models.registry import register_backbone
+from sgbench.models.flop_count import (ForwardAt, attention_score_flops, block_affine, fvcore_flops,
+                                       traced_component_model)
+from sgbench.models.registry import BackboneFamily, FlopCount, register_backbone
 from sgbench.models.routing import GeneratorLike, gather_tokens, resolve_keep_indices, scatter_tokens
+
+
+def masked_num_kept(n_tokens: int, gamma: float) -> int:
+    """Tokens MaskDiT's encoder keeps at masking rate gamma: int(N * (1 - gamma)) (Anima-Lab `get_mask`)."""
+    if not 0.0 <= float(gamma) < 1.0:
+        raise UserError(f"masking rate gamma must lie in [0, 1), got {gamma}")
+    k = int(n_tokens * (1.0 - float(gamma)))
+    if k < 1:
+        raise UserError(f"masking rate {gamma:g} keeps no token of {n_tokens} (MaskDiT keeps int(N * (1 - gamma)))")
+    return k
 
 
 @dataclass
@@ -84,10 +101,21 @@ MASKDIT_PRESETS = {
     for size, (d, h, nh) in {**_SIZES, "H": (32, 1280, 16)}.items()
     for p in (2, 4, 8)
 }
+# The paper's masking model (Table 1, Fig. 8; App. A.2 Table A2, App. C): a SiT-XL/2 encoder with
+# MaskDiT's decoder head (512 wide, 8 layers, 16 heads), selection ratio 0.5, trained by flow
+# matching with the MAE-FM loss (velocity, t = 0 noise): suites/train_masking.yaml trains it and
+# its file records `velocity`. The layout equals MaskDiT-XL/2's; Anima-Lab's MaskDiT-XL/2 is an
+# EDM model. MaskSiT-tiny is its CPU-sized sibling (suites/train_masking_tiny.yaml, tests).
+MASKDIT_PRESETS.update({
+    "MaskSiT-XL/2": dict(depth=28, hidden_size=1152, num_heads=16, patch_size=2,
+                         decoder_hidden_size=512, decoder_depth=8, decoder_num_heads=16),
+    "MaskSiT-tiny": dict(depth=4, hidden_size=64, num_heads=4, patch_size=4,
+                         decoder_hidden_size=32, decoder_depth=2, decoder_num_heads=4),
+})
 
 
 def maskdit_config(arch: str, **overrides) -> MaskDiTConfig:
-    """MaskDiTConfig for 'MaskDiT-XL/2' (or MaskDiT's own 'DiT-XL/2' naming) with overrides."""
+    """MaskDiTConfig for 'MaskDiT-XL/2' (or MaskDiT's own 'DiT-XL/2' naming), 'MaskSiT-XL/2', with overrides."""
     name = arch if arch.startswith("MaskDiT-") else "Mask" + arch if arch.startswith("DiT-") else arch
     if name not in MASKDIT_PRESETS:
         raise UserError(f"unknown MaskDiT architecture {arch!r}; known: {', '.join(sorted(MASKDIT_PRESETS))}")
@@ -172,7 +200,7 @@ class MaskDiT(nn.Module):
 
     def keep_indices(self, batch: int, gamma: float, keep_idx=None, generator: GeneratorLike = None, device=None):
         """Sorted kept indices [B, K], or None when gamma drops nothing (dense path)."""
-        return resolve_keep_indices(batch, self.num_tokens, gamma, 1, keep_idx, generator, device)[0]
+        return resolve_keep_indices(batch, self.num_tokens, gamma, 1, keep_idx, generator, device, masked_num_kept)[0]
 
     def forward(self, x, t, y, gamma: float = 0.0, keep_idx=None, generator: GeneratorLike = None):
         """x [B,C,H,W], t [B] (the network's own time input, EDM's c_noise), y [B] class ids."""
@@ -199,4 +227,72 @@ def build_maskdit(config: dict) -> MaskDiT:
     return MaskDiT(MaskDiTConfig(**config))
 
 
-register_backbone("maskdit", build_maskdit)
+# ---- the family's registry entry: weights -> config, kept tokens (MaskDiT's), FLOP model --------
+
+def maskdit_config_from_weights(base: dict, sd: Mapping[str, torch.Tensor]) -> dict:
+    """Fields of an Anima-Lab MaskDiT state dict's config that its tensors determine."""
+    inferred = infer_patch_grid(sd, int(base["patch_size"]))
+    emb = sd.get("y_embedder.embedding_table.weight")
+    if emb is not None and emb.dim() == 2:
+        inferred["num_classes"] = int(emb.shape[1])  # one-hot labels: [hidden, classes]
+    dpos = sd.get("decoder_pos_embed")
+    if dpos is not None and dpos.dim() == 3:
+        inferred["decoder_hidden_size"] = int(dpos.shape[2])
+    depth = {int(k.split(".")[1]) for k in sd if k.startswith("decoder_blocks.")}
+    if depth:
+        inferred["decoder_depth"] = max(depth) + 1
+    inferred["mask_token"] = "mask_token" in sd
+    return inferred
+
+
+def is_maskdit_state_dict(sd: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("decoder_blocks.") for k in sd)
+
+
+def _arch_key(config: MaskDiTConfig) -> tuple:
+    d = config.to_dict()
+    d.pop("depth")
+    d.pop("decoder_depth")
+    return tuple(sorted(d.items()))
+
+
+@lru_cache(maxsize=32)
+def _components(arch_key: tuple) -> tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(non-block FLOPs, encoder block (a, b), decoder_layer (a, b), decoder block (a, b)): the
+    non-block part (embedders, final layer) is a dense depth-1, decoder-depth-1 model minus its
+    encoder block, decoder_layer and decoder block."""
+    cfg = MaskDiTConfig(**dict(arch_key), depth=1, decoder_depth=1)
+    model = traced_component_model(lambda: MaskDiT(cfg))
+    n, h, dh = cfg.num_tokens, cfg.hidden_size, cfg.decoder_hidden_size
+    enc_n, *enc = block_affine(model.blocks[0], n, h, h)
+    lay_n, *lay = block_affine(model.decoder_layer, n, h, h)
+    dec_n, *dec = block_affine(model.decoder_blocks[0], n, dh, h)
+    rest = fvcore_flops(ForwardAt(model, 0.0), class_inputs(cfg)) - enc_n - lay_n - dec_n
+    return rest, tuple(enc), tuple(lay), tuple(dec)
+
+
+def _attention(config: MaskDiTConfig, gamma: float) -> int:
+    k, n = masked_num_kept(config.num_tokens, gamma), config.num_tokens
+    return (config.depth * attention_score_flops(k, k, config.hidden_size)
+            + config.decoder_depth * attention_score_flops(n, n, config.decoder_hidden_size))
+
+
+def maskdit_forward_flops(config: MaskDiTConfig, gamma: float) -> FlopCount:
+    """The encoder blocks and `decoder_layer` see the k = int(N * (1 - gamma)) kept tokens, the
+    decoder blocks all N (mask tokens filled in); embedders and final layer always see N."""
+    rest, (ea, eb), (la, lb), (da, db) = _components(_arch_key(config))
+    k, n = masked_num_kept(config.num_tokens, gamma), config.num_tokens
+    total = rest + la * k + lb + config.depth * (ea * k + eb) + config.decoder_depth * (da * n + db)
+    return FlopCount(total, _attention(config, gamma))
+
+
+def maskdit_trace_flops(model: MaskDiT, gamma: float) -> FlopCount:
+    return FlopCount(fvcore_flops(ForwardAt(model, gamma), class_inputs(model.config)), _attention(model.config, gamma))
+
+
+register_backbone(BackboneFamily(
+    name="maskdit", config_class=MaskDiTConfig, build=build_maskdit, presets=MASKDIT_PRESETS,
+    make_config=maskdit_config, kept_tokens=masked_num_kept, forward_flops=maskdit_forward_flops,
+    trace_flops=maskdit_trace_flops, config_from_weights=maskdit_config_from_weights,
+    detect=is_maskdit_state_dict, takes_routes=False,
+))

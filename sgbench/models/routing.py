@@ -1,6 +1,10 @@
 """Token selection for TREAD routing and MaskDiT masking.
 
-A sparsity rate gamma drops `int(N * gamma)` of N tokens. Which tokens are kept comes either
+How many of N tokens a sparsity rate gamma keeps is each family's rule (its registry entry's
+`kept_tokens`): TREAD drops `int(N * gamma)` (`num_kept`, used by DiT/SiT and the T2I DiT);
+MaskDiT keeps `int(N * (1 - gamma))` (`sgbench.models.maskdit.masked_num_kept`), one token
+fewer whenever N * gamma is not whole. The functions below take the rule as `kept_rule`.
+Which tokens are kept comes either
 from an explicit kept-index tensor or from random generators. Kept indices are sorted so a
 routed forward depends only on the kept *set*. With a list of per-sample generators the
 selection of sample i depends only on its own generator, never on batch composition.
@@ -8,13 +12,14 @@ selection of sample i depends only on its own generator, never on batch composit
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import torch
 
 from sgbench.errors import UserError
 
 GeneratorLike = Union[None, torch.Generator, Sequence[torch.Generator]]
+KeptRule = Callable[[int, float], int]  # (n_tokens, gamma) -> tokens kept
 
 
 def num_dropped(n_tokens: int, gamma: float) -> int:
@@ -25,18 +30,20 @@ def num_dropped(n_tokens: int, gamma: float) -> int:
 
 
 def num_kept(n_tokens: int, gamma: float) -> int:
+    """Tokens TREAD keeps at rate gamma: N - int(N * gamma)."""
     return n_tokens - num_dropped(n_tokens, gamma)
 
 
 def sample_keep_indices(
-    batch: int, n_tokens: int, gamma: float, generator: GeneratorLike = None, device=None
+    batch: int, n_tokens: int, gamma: float, generator: GeneratorLike = None, device=None,
+    kept_rule: KeptRule = num_kept,
 ) -> torch.Tensor:
     """Sorted kept indices [batch, n_kept] (int64), drawn like TREAD (argsort of uniform noise).
 
     `generator` may be one torch.Generator for the whole batch, or a sequence of `batch`
     generators (one per sample) so that each sample's selection is reproducible on its own.
     """
-    k = num_kept(n_tokens, gamma)
+    k = kept_rule(n_tokens, gamma)
     if isinstance(generator, (list, tuple)):
         if len(generator) != batch:
             raise ValueError(f"expected {batch} generators, got {len(generator)}")
@@ -84,6 +91,7 @@ def resolve_keep_indices(
     keep_idx=None,
     generator: GeneratorLike = None,
     device=None,
+    kept_rule: KeptRule = num_kept,
 ) -> list:
     """Kept indices for `count` sparse sections (routes, or MaskDiT's one mask).
 
@@ -91,8 +99,9 @@ def resolve_keep_indices(
     token (the dense path, bit-identical to a model without sparsity). `keep_idx` may be one
     tensor (shared by all sections) or a list with one tensor per section; otherwise each section
     draws its own selection from `generator` (one generator, or one per sample), in order.
+    `kept_rule` is the family's kept-token count.
     """
-    k = num_kept(n_tokens, gamma)
+    k = kept_rule(n_tokens, gamma)
     if k == n_tokens or count == 0:
         return [None] * count
     if keep_idx is not None:
@@ -100,4 +109,4 @@ def resolve_keep_indices(
         if len(per) != count:
             raise UserError(f"expected kept indices for {count} sparse sections (routes), got {len(per)}")
         return [check_keep_indices(idx, batch, n_tokens, k).to(device) for idx in per]
-    return [sample_keep_indices(batch, n_tokens, gamma, generator, device=device) for _ in range(count)]
+    return [sample_keep_indices(batch, n_tokens, gamma, generator, device, kept_rule) for _ in range(count)]

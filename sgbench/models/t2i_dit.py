@@ -25,7 +25,9 @@ block `route.end` they are scattered back into the saved full sequence.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Optional, Sequence
 
 import torch
@@ -34,9 +36,11 @@ import torch.nn.functional as F
 
 from sgbench.errors import UserError
 from sgbench.models.denoiser import Denoiser
-from sgbench.models.registry import register_backbone
 from sgbench.models.dit import Route, parse_routes, timestep_embedding
-from sgbench.models.routing import GeneratorLike, gather_tokens, resolve_keep_indices, scatter_tokens
+from sgbench.models.flop_count import (ForwardAt, affine_in_tokens, attention_score_flops, fvcore_flops,
+                                       routed_token_counts, traced_component_model)
+from sgbench.models.registry import BackboneFamily, FlopCount, register_backbone
+from sgbench.models.routing import GeneratorLike, gather_tokens, num_kept, resolve_keep_indices, scatter_tokens
 
 
 @dataclass
@@ -464,6 +468,13 @@ class T2IDenoiser(Denoiser):
             raise ValueError("null_text must be the encoding of one (empty) prompt")
         self.null_text = null_text
         self.random_pool = random_pool
+        self.text_encoder = None  # the frozen encoder prompts go through (set by the loader)
+
+    def use_prompt_pool(self, prompts: Sequence[str]) -> None:
+        """Draw ICG's random conditions from these prompts (encoded once by the text encoder)."""
+        if self.text_encoder is None:
+            raise UserError("a prompt pool needs the denoiser's text encoder")
+        self.random_pool = self.text_encoder.encode(list(prompts)) if prompts else None
 
     def null_condition(self, cond: TextCondition) -> TextCondition:
         null = self.null_text.to(cond.emb.device, cond.emb.dtype).expand(len(cond))
@@ -495,9 +506,95 @@ def count_parameters(config: T2IDiTConfig) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _t2i_denoiser_needs_text_encoder(backbone, parametrization, **_):
-    # A T2I denoiser is only meaningful with its text encoder, which the checkpoint names.
-    raise UserError("T2I checkpoints load with their text encoder: use `sgbench t2i` or sgbench.t2i.model.load_t2i(path)")
+# ---- the family's registry entry: its Denoiser (with the text encoder), kept tokens, FLOP model ---
+
+def t2i_make_denoiser(backbone: T2IDiT, parametrization: str, spec=None, meta=None, device="cpu", **_) -> T2IDenoiser:
+    """The T2IDenoiser of a loaded backbone with the text encoder its checkpoint names
+    (metadata 'text_encoder', overridden field by field by `spec.text_encoder`, e.g. a local path)."""
+    from sgbench.models.text_encoders import TextEncoderSpec, build_text_encoder, t2i_denoiser
+
+    if parametrization != "velocity":
+        raise UserError(f"T2I DiTs predict the velocity; got parametrization {parametrization!r}")
+    fields_ = {**((meta or {}).get("text_encoder") or {}), **(getattr(spec, "text_encoder", None) or {})}
+    encoder = build_text_encoder(TextEncoderSpec.from_dict(fields_), device=device)
+    return t2i_denoiser(backbone.to(device), encoder)
 
 
-register_backbone("t2i", lambda config: T2IDiT(T2IDiTConfig.from_dict(config)), _t2i_denoiser_needs_text_encoder)
+def check_text_len(text_len) -> int:
+    """text_len as an int >= 1 (the text tokens a T2I count needs)."""
+    if text_len is None:
+        raise UserError("a T2I architecture needs text_len: the number of text tokens its cross-attention and "
+                        "text adapter see (CLI: --text-len N, e.g. 128)")
+    try:
+        value = operator.index(text_len)
+    except TypeError:
+        raise UserError(f"text_len must be an integer >= 1, got {text_len!r}") from None
+    if isinstance(text_len, bool) or value < 1:
+        raise UserError(f"text_len must be an integer >= 1, got {text_len!r}")
+    return value
+
+
+def text_inputs(config: T2IDiTConfig, text_len: int, batch: int = 1) -> tuple:
+    """Example (latents, t, text states, text mask) with every text token valid, for tracing."""
+    x = torch.zeros(batch, config.in_channels, config.input_size, config.input_size)
+    text = torch.zeros(batch, text_len, config.text_dim)
+    return x, torch.full((batch,), 0.5), text, torch.ones(batch, text_len, dtype=torch.bool)
+
+
+def _arch_key(config: T2IDiTConfig) -> tuple:
+    d = config.to_dict()
+    for k in ("depth", "routes", "train_gamma"):  # not part of one block / the non-block layers
+        d.pop(k)
+    return tuple(sorted(d.items()))
+
+
+@lru_cache(maxsize=32)
+def _components(arch_key: tuple, text_len: int) -> tuple[int, int, int]:
+    """(non-block FLOPs, block per-token a, block per-image b) at L text tokens.
+
+    The non-block part (embedders, t_block once per image, the text adapter over L tokens, final
+    layer) is a dense depth-1 model minus its block; the block is traced with L text tokens at 1
+    and N image tokens (and rechecked at N/2), its b being the per-image K/V projection of the text."""
+    cfg = T2IDiTConfig(**dict(arch_key), depth=1)
+    model = traced_component_model(lambda: T2IDiT(cfg))
+    n, width = cfg.num_tokens, cfg.hidden_size
+    t6, text = torch.zeros(1, 6, width), torch.zeros(1, text_len, width)
+    mask = torch.ones(1, text_len, dtype=torch.bool)
+
+    def inputs(k: int) -> tuple:
+        return torch.zeros(1, k, width), t6, model.positions[None, :k], model.rope_freqs, text, mask
+
+    at_n, a, b = affine_in_tokens(model.blocks[0], n, inputs, check_at=(n // 2,))
+    rest = fvcore_flops(ForwardAt(model, 0.0), text_inputs(cfg, text_len)) - at_n
+    return rest, a, b
+
+
+def _attention(config: T2IDiTConfig, gamma: float, text_len: int) -> int:
+    """Per block self-attention 2 n^2 D and cross-attention 2 n L D (n image tokens of the block,
+    L text tokens), plus 2 L^2 D per text-adapter layer."""
+    D, L = config.hidden_size, text_len
+    blocks = sum(attention_score_flops(n, n, D) + attention_score_flops(n, L, D)
+                 for n in routed_token_counts(config, gamma, num_kept))
+    return blocks + config.adapter_layers * attention_score_flops(L, L, D)
+
+
+def t2i_forward_flops(config: T2IDiTConfig, gamma: float, text_len=None) -> FlopCount:
+    """Routed blocks see TREAD's kept tokens. The frozen text encoder is not counted (it runs once
+    per prompt, not per step); fvcore does not count RMSNorm, so these blocks' norms are free."""
+    text_len = check_text_len(text_len)
+    rest, a, b = _components(_arch_key(config), text_len)
+    total = rest + sum(a * n + b for n in routed_token_counts(config, gamma, num_kept))
+    return FlopCount(total, _attention(config, gamma, text_len))
+
+
+def t2i_trace_flops(model: T2IDiT, gamma: float, text_len=None) -> FlopCount:
+    text_len = check_text_len(text_len)
+    traced = fvcore_flops(ForwardAt(model, gamma), text_inputs(model.config, text_len))
+    return FlopCount(traced, _attention(model.config, gamma, text_len))
+
+
+register_backbone(BackboneFamily(
+    name="t2i", config_class=T2IDiTConfig, build=lambda config: T2IDiT(T2IDiTConfig.from_dict(config)),
+    presets=T2I_PRESETS, make_config=t2i_config, kept_tokens=num_kept, forward_flops=t2i_forward_flops,
+    trace_flops=t2i_trace_flops, make_denoiser=t2i_make_denoiser, flop_inputs=("text_len",),
+))

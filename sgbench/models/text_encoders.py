@@ -221,5 +221,7 @@ def t2i_denoiser(backbone, encoder: TextEncoder, random_prompts: Optional[Sequen
 
     if encoder.dim != backbone.config.text_dim:
         raise UserError(f"text encoder width {encoder.dim} does not match the DiT's text_dim {backbone.config.text_dim}")
-    pool = encoder.encode(list(random_prompts)) if random_prompts else None
-    return T2IDenoiser(backbone, encoder.encode([""]), random_pool=pool)
+    den = T2IDenoiser(backbone, encoder.encode([""]))
+    den.text_encoder = encoder
+    den.use_prompt_pool(random_prompts or ())
+    return den

@@ -1,5 +1,5 @@
 """Classifier stand-in: a random sgbench `ShapeClassifier` (the `classifier` extractor's weights),
-written by `sgbench.models.classifier.save_classifier`."""
+written by `sgbench.metrics.classifier.save_classifier`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 def write_classifier(path, seed: int = 0, image_size: int = 32, num_classes: int = 10) -> Path:
     import torch
 
-    from sgbench.models.classifier import ClassifierConfig, ShapeClassifier, save_classifier
+    from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier, save_classifier
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -44,8 +44,10 @@ def cpu_has_bf16() -> bool:
 
 def sample_counts(suite: Suite) -> tuple[list[int], int]:
     """(pruning fidelities, samples per trial and seed) of the rehearsal."""
+    from sgbench.metrics.registry import image_columns
+
     t2i = suite.benchmark is not None
-    needs_pr = any(k.startswith(("precision", "recall")) for k in suite.metrics.metric_keys)
+    needs_pr = not t2i and bool(set(image_columns(suite.metrics.extractor).pr) & set(suite.metrics.metric_keys))
     if t2i:  # a prompt's images come together: one more image reaches a second prompt (and tag)
         low = max(BATCH, suite.sampler.images_per_prompt + 1)
     else:

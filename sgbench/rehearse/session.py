@@ -26,7 +26,7 @@ from sgbench.config.files import require_all
 from sgbench.config.loader import LoadedSuite, file_refs
 from sgbench.config.schema import Suite
 from sgbench.errors import UserError
-from sgbench.rehearse.marker import ENV_KEY, is_rehearsal, rehearsal_name, write_marker
+from sgbench.rehearse.marker import ENV_KEY, rehearsal_name, write_marker
 from sgbench.rehearse.plan import cpu_has_bf16, rehearsal_suite
 
 PREFIX = "rehearsal: "
@@ -376,22 +376,6 @@ BUILDERS: dict[str, Callable[[Context, str], Optional[Path]]] = {
 # ----------------------------------------------------------------------------- the rehearsal
 
 
-def choose_run_dir(root: Path, name: str, resume: bool, log) -> tuple[Path, bool]:
-    """(run directory, created here?): root/<name>-rehearsal, or the next free -k, or with
-    --resume the existing rehearsal (a real run is refused)."""
-    from sgbench.run.rundir import choose_run_dir as choose_real
-
-    name = rehearsal_name(name)
-    target = root / name
-    if not resume:
-        return choose_real(root, name, False, log), True
-    if not (target / "suite.yaml").is_file():
-        raise UserError(f"--rehearse --resume: no rehearsal to resume at {target}; drop --resume to start one")
-    if not is_rehearsal(target):
-        raise UserError(f"--rehearse --resume: {target} is a real run, not a rehearsal; drop --rehearse to resume it")
-    return target, False
-
-
 def _forced(refs, absent: set[str], suite: Suite) -> set[str]:
     """Present files that must still be stood in because a stand-in they pair with must match them."""
     keys = {r.key for r in refs}
@@ -430,12 +414,16 @@ def _check_makeable(ctx: Context) -> None:
 
 class Rehearsal:
     """Made right after the suite is read: plans (no file is written, every refusal happens
-    here); `build()` then creates the directory and the stand-ins, `record()` marks env.json
-    once the run directory is prepared, `abandon()` removes a directory that never started."""
+    here). `build(env)` then claims the rehearsal's run directory (`sgbench.run.rundir.claim`,
+    with its REHEARSAL marker and env.json's "rehearsal" entry) and makes the stand-ins inside;
+    `abandon()` removes a directory whose run never started."""
 
     def __init__(self, loaded: LoadedSuite, root, name: Optional[str], resume: bool, log=print):
+        from sgbench.run import rundir
+
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UserError("--rehearse runs in one process on the CPU: start it without torchrun")
+        self.raw_log, self.root = log, Path(root)
         self.log = lambda msg: log(PREFIX + msg)
         suite, self.notes = rehearsal_suite(loaded.suite, cpu_has_bf16())
         self.base_dir = loaded.source.resolve().parent
@@ -450,8 +438,10 @@ class Rehearsal:
         ref_key = "suite.metrics.reference.path"
         if ref_key in paths and ref_key not in absent and _large_reference(paths[ref_key]):
             standin.add(ref_key)  # its statistics and first images only
-        self.run_dir, self.created = choose_run_dir(Path(root), name or loaded.suite.name, resume, log)
-        self.ctx = Context(suite, paths, self.run_dir / STANDINS, absent, standin)
+        self.name = rehearsal_name(name or loaded.suite.name)
+        self.created = not resume
+        self.run_dir = None if self.created else rundir.existing_run(self.root, self.name, rehearsal=True)
+        self.ctx = Context(suite, paths, Path(), absent, standin)
         _check_makeable(self.ctx)
         # the run reads this object; build() fills in the stand-ins' paths
         self.loaded = LoadedSuite(suite=suite, source=loaded.source, text=loaded.text, paths=paths)
@@ -459,15 +449,20 @@ class Rehearsal:
 
     @property
     def run_name(self) -> str:
-        return self.run_dir.name
+        return self.run_dir.name if self.run_dir is not None else self.name
 
     def build(self, env: Optional[dict] = None) -> None:
-        """Create the directory and the stand-ins (`env`: what the run's env.json will say)."""
+        """Claim the directory (`env`: its env.json) and make the stand-ins inside."""
         import time
 
+        from sgbench.run import rundir
+
         ctx, started = self.ctx, time.perf_counter()
-        if self.created:
+        if self.created:  # marked at once: env.json says it, the REHEARSAL file follows
+            env = {**(env or {}), ENV_KEY: {"standins": self.standins, "directory": STANDINS}}
+            self.run_dir = rundir.claim(self.root, self.name, self.loaded, env, self.raw_log)
             write_marker(self.run_dir, self.notes)
+        ctx.standins = self.run_dir / STANDINS
         try:
             self._mmcv_ops(ctx)
             for key in [k for k in BUILDERS if k in ctx.standin]:
@@ -480,6 +475,8 @@ class Rehearsal:
             self._register_clip(ctx)
             refs = file_refs(ctx.suite, self.base_dir)
             require_all(refs)  # the loader's own check: every file the run reads now exists
+            if self.created:  # the snapshot names the stand-ins the run reads
+                rundir.write_atomic(self.run_dir / "suite.yaml", rundir.snapshot_text(self.loaded))
         except BaseException:
             self.abandon()
             raise
@@ -511,16 +508,7 @@ class Rehearsal:
         if b is not None and b.kind == "geneval" and b.clip_arch == CLIP_ARCH:  # on --resume too
             register_tiny_clip(ctx.paths["suite.benchmark.clip_weights"].parent)
 
-    def record(self, run_dir: Path) -> None:
-        """env.json gets the rehearsal's facts (after rundir.prepare wrote it)."""
-        from sgbench.run.rundir import write_atomic
-
-        env_path = Path(run_dir) / "env.json"
-        env = json.loads(env_path.read_text(encoding="utf-8"))
-        env[ENV_KEY] = {"standins": self.standins, "directory": STANDINS}
-        write_atomic(env_path, json.dumps(env, indent=2) + "\n")
-
     def abandon(self) -> None:
-        """Remove the directory this rehearsal created, unless a run started in it."""
-        if self.created and self.run_dir.is_dir() and not (self.run_dir / "suite.yaml").exists():
+        """Remove the directory this rehearsal claimed (called before its run starts)."""
+        if self.created and self.run_dir is not None and self.run_dir.is_dir():
             shutil.rmtree(self.run_dir, ignore_errors=True)

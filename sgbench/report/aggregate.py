@@ -5,15 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
+from sgbench.guidance.vocabulary import is_unguided, method_display_name
 from sgbench.report.metrics import COST_COLUMNS, SE_SUFFIX, higher_is_better, is_metric
-
-METHOD_NAMES = {"none": "Unguided", "cfg": "CFG", "sg": "SG", "cfg+sg": "CFG+SG", "ag": "AG",
-                "ag+sg": "AG+SG", "icg": "ICG"}
-# Methods whose (gamma_strong, gamma_weak) plane is searched: these get heatmaps.
-SPARSE_METHODS = ("sg", "cfg+sg", "ag+sg")
+from sgbench.report.significance import seed_mean_se
 
 
 @dataclass(frozen=True)
@@ -29,7 +25,7 @@ class Setting:
 
     @property
     def method_name(self) -> str:
-        return METHOD_NAMES.get(self.method, self.method)
+        return method_display_name(self.method)
 
     @property
     def numeric_gammas(self) -> bool:
@@ -67,7 +63,7 @@ class Stat:
     mean: float
     std: float  # over seeds (ddof=1); nan with one seed
     n: int
-    se: float  # standard error of the mean: from seeds, else from `<metric>_se`; nan if unknown
+    se: float  # standard error of the mean over seeds and samples (report.significance); nan if unknown
 
     def __bool__(self) -> bool:
         return self.n > 0 and not math.isnan(self.mean)
@@ -93,18 +89,8 @@ def setting_of(row) -> Setting:
 
 
 def stat_of(values, ses=None) -> Stat:
-    """Mean, std and standard error of per-seed values; `ses` are per-row standard errors."""
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
-    n = len(v)
-    if n == 0:
-        return Stat(math.nan, math.nan, 0, math.nan)
-    std = float(v.std(ddof=1)) if n > 1 else math.nan
-    if n > 1:
-        se = std / math.sqrt(n)
-    else:
-        known = [s for s in (ses or []) if not math.isnan(s)]
-        se = math.sqrt(sum(s * s for s in known)) / len(known) if known else math.nan
-    return Stat(float(v.mean()), std, n, se)
+    """Mean, std and standard error of per-seed values; `ses` are their `<metric>_se` values."""
+    return Stat(*seed_mean_se(list(values), ses))
 
 
 def summarise(trials: pd.DataFrame) -> list[Summary]:
@@ -148,8 +134,8 @@ def best(summaries: list[Summary], column: str) -> Summary | None:
 
 
 def unguided_reference(summaries: list[Summary]) -> Summary | None:
-    """The unguided setting ΔGFLOPs is measured against: method 'none', dense if present."""
-    nones = [s for s in summaries if s.setting.method == "none" and "gflops" in s.stats]
+    """The unguided setting ΔGFLOPs is measured against: the unguided method, dense if present."""
+    nones = [s for s in summaries if is_unguided(s.setting.method) and "gflops" in s.stats]
     dense = [s for s in nones if s.setting.gamma_strong in (None, 0.0)]
     pool = dense or nones
     if not pool:

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from sgbench.errors import UserError
 from sgbench.rehearse.marker import NOTICE as REHEARSAL_NOTICE
@@ -75,25 +76,31 @@ def _failed_lines(run: Run, lines: list[str]) -> None:
     bad = run.trials[run.trials["status"] != "complete"]
     if bad.empty:
         return
-    ids = ", ".join(f"{md_escape(t)} ({s})" for t, s in zip(bad["trial_id"], bad["status"]))
+    errors = bad["error"] if "error" in bad.columns else [""] * len(bad)
+    ids = ", ".join(f"{md_escape(t)} ({s}{': ' + md_escape(e) if e else ''})"
+                    for t, s, e in zip(bad["trial_id"], bad["status"], errors))
     lines += [f"Not complete in {md_escape(run.name)}: {ids}.", ""]
 
 
-def _check_owner(out_dir: Path, sources: list[str], force: bool) -> None:
-    """Refuse to replace a directory that holds something other than our own report."""
+def check_target(out_dir: Path, sources: Optional[list[str]], force: bool) -> None:
+    """Refuse to replace a directory that holds something other than our own report: a report of
+    other runs only with `force`, anything else (not an sgbench report) never. `sources` None:
+    runs not created yet (only an empty or absent directory, or with `force` a report, will do)."""
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
         raise UserError(f"report output {out_dir} exists and is not a directory")
-    if not any(out_dir.iterdir()) or force:
+    if not any(out_dir.iterdir()):
         return
     try:
         owner = json.loads((out_dir / MANIFEST).read_text()).get("runs")
     except (OSError, ValueError, AttributeError):
         owner = None
-    if owner != sources:
-        what = f"a report of {', '.join(owner)}" if isinstance(owner, list) else "other files"
-        raise UserError(f"{out_dir} already holds {what}; choose another --out or pass --force")
+    if not isinstance(owner, list):
+        raise UserError(f"{out_dir} already holds files that are not an sgbench report; sgbench never replaces "
+                        "it (not even with --force): choose another --out")
+    if owner != sources and not force:
+        raise UserError(f"{out_dir} already holds a report of {', '.join(owner)}; choose another --out or pass --force")
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
@@ -128,7 +135,7 @@ def build_report(run_dirs, out_dir=None, *, force: bool = False) -> Path:
         for i, r in enumerate(runs):
             r.name = f"{r.name} ({i + 1})"
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
-    _check_owner(out_dir, resolved, force)
+    check_target(out_dir, resolved, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
     all_rs = [RunSummaries.of(r) for r in runs]

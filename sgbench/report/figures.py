@@ -13,15 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
-from sgbench.report.aggregate import (METHOD_NAMES, SPARSE_METHODS, Summary, pareto_front,
-                                      unguided_reference)
+from sgbench.guidance.vocabulary import METHODS, SEARCHABLE, is_unguided, method_display_name
+from sgbench.report.aggregate import Summary, pareto_front, unguided_reference
 from sgbench.report.metrics import display_name, higher_is_better
 from sgbench.report.tables import RunSummaries
 
 _DPI = 200
-_PALETTE = {"none": "#4d4d4d", "cfg": "#d62728", "sg": "#1f77b4", "cfg+sg": "#9467bd",
-            "ag": "#ff7f0e", "ag+sg": "#2ca02c", "icg": "#8c564b"}
-_BASE_MARKERS = {"none": "s", "cfg": "D", "ag": "^", "icg": "v"}
+
+
+def _color(method: str) -> str:
+    spec = METHODS.get(method)
+    return spec.color if spec else "0.5"
+
+
+def _marker(method: str) -> str:
+    spec = METHODS.get(method)
+    return spec.marker if spec else "P"
 
 
 def _plt():
@@ -170,7 +177,7 @@ def quality_heatmap(rs: RunSummaries, method: str, column: str, path: Path) -> l
     if cb is not None:
         cb.set_label(label, fontsize=8)
         cb.outline.set_visible(False)
-    fig.suptitle(f"{METHOD_NAMES.get(method, method)}: {display_name(column)} over "
+    fig.suptitle(f"{method_display_name(method)}: {display_name(column)} over "
                  r"($\gamma_{\mathrm{strong}}$, $\gamma_{\mathrm{weak}}$)", fontsize=10,
                  y=_title_y(fig))
     fig.subplots_adjust(left=0.08, right=0.9, wspace=0.12, hspace=0.3)
@@ -181,7 +188,7 @@ def cost_heatmap(rs: RunSummaries, path: Path) -> list[Path]:
     """Paper Fig. A1: throughput (else GFLOPs) over (γ_strong, γ_weak), one panel per
     sparse method, averaged over ω and seeds (cost does not depend on ω)."""
     column = "images_per_s" if any("images_per_s" in s.stats for s in rs.summaries) else "gflops"
-    methods = [m for m in SPARSE_METHODS
+    methods = [m for m in SEARCHABLE
                if len([s for s in _grid(rs.summaries, column) if s.setting.method == m]) >= 2]
     if not methods:
         return []
@@ -207,7 +214,7 @@ def cost_heatmap(rs: RunSummaries, path: Path) -> list[Path]:
         ax = axes[0][k]
         _heat_panel(ax, sns, mat, gs, gw, "magma" if higher else "magma_r", vmin, vmax, fmt,
                     cbar_ax if k == 0 else None, higher, mark_best=False)
-        ax.set_title(METHOD_NAMES.get(m, m), fontsize=9)
+        ax.set_title(method_display_name(m), fontsize=9)
         ax.set_xlabel(r"$\gamma_{\mathrm{weak}}$")
         ax.set_ylabel(r"$\gamma_{\mathrm{strong}}$" if k == 0 else "")
     cb = axes[0][0].collections[0].colorbar
@@ -244,14 +251,14 @@ def pareto_plot(all_rs: list[RunSummaries], column: str, path: Path) -> list[Pat
             handles[("run", r)] = ax.scatter([], [], marker="o", s=16, color=run_colors[r], label=rs.run.name)
         for s, (x, y) in zip(pts, xy):
             m = s.setting.method
-            color = run_colors[r] if multi else _PALETTE.get(m, "0.5")
+            color = run_colors[r] if multi else _color(m)
             err = s.stats[column].std if s.stats[column].n > 1 else None
             if s.role == "baseline":
-                mk = _BASE_MARKERS.get(m, "P")
+                mk = _marker(m)
                 ax.errorbar(x, y, yerr=err, fmt=mk, ms=7, color=color, mec="black", mew=0.7,
                             ecolor=color, elinewidth=0.8, capsize=2, zorder=4)
-                omega = "" if s.setting.omega is None or m == "none" else f" ω={s.setting.omega:g}"
-                text = f"{METHOD_NAMES.get(m, m)}{omega}"
+                omega = "" if s.setting.omega is None or is_unguided(m) else f" ω={s.setting.omega:g}"
+                text = f"{method_display_name(m)}{omega}"
                 spot = (text, round(x), round(y, 1))  # (near-)identical baselines of several runs: one label
                 if spot not in labelled:
                     labelled.add(spot)
@@ -260,13 +267,13 @@ def pareto_plot(all_rs: list[RunSummaries], column: str, path: Path) -> list[Pat
                 if ("base", m) not in handles:
                     handles[("base", m)] = ax.scatter(
                         [], [], marker=mk, s=36, color="0.6" if multi else color, edgecolors="black",
-                        linewidths=0.7, label=f"{METHOD_NAMES.get(m, m)} (baseline)")
+                        linewidths=0.7, label=f"{method_display_name(m)} (baseline)")
             else:
                 ax.errorbar(x, y, yerr=err, fmt="o", ms=3.8, color=color, alpha=0.75, mew=0,
                             ecolor=color, elinewidth=0.6, capsize=0, zorder=3)
                 if not multi and ("search", m) not in handles:
                     handles[("search", m)] = ax.scatter([], [], marker="o", s=14, color=color,
-                                                        label=METHOD_NAMES.get(m, m))
+                                                        label=method_display_name(m))
     front_handle = ax.plot([], [], "--", color="0.35", lw=1.0, label="Pareto front")[0]
     ax.set_xlabel("GFLOPs per image ↓")
     ax.set_ylabel(_label(column))
@@ -288,11 +295,11 @@ def build_figures(all_rs: list[RunSummaries], fig_dir: Path) -> list[tuple[str, 
         if rs.primary is None:
             continue
         tag = f"_{slug(rs.run.name)}" if multi else ""
-        for m in SPARSE_METHODS:
+        for m in SEARCHABLE:
             p = fig_dir / f"heatmap_{rs.primary}_{slug(m.replace('+', '-'))}{tag}.png"
             if quality_heatmap(rs, m, rs.primary, p):
                 out.append((f"{rs.run.name}: {display_name(rs.primary)} of "
-                            f"{METHOD_NAMES.get(m, m)} over (γ_strong, γ_weak), one panel per ω; "
+                            f"{method_display_name(m)} over (γ_strong, γ_weak), one panel per ω; "
                             "colour range clipped, best cell outlined (cf. paper Figs. 6, 8).", p))
         p = fig_dir / f"cost_heatmap{tag}.png"
         if cost_heatmap(rs, p):

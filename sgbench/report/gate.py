@@ -2,15 +2,17 @@
 settings, with a noise-aware tolerance.
 
 Rule, per (setting, metric) present in both runs:
-    worse = new - base        (lower-is-better: FID, sFID, FD_*, GFLOPs)
-    worse = base - new        (higher-is-better: IS, Prec., Rec., Acc., HPSv3, GenEval, img/s)
+    worse = new - base        (lower is better: FID, sFID, FD_*, GFLOPs; the metric registry)
+    worse = base - new        (higher is better: IS, Prec., Rec., Acc., HPSv3, GenEval, img/s)
     noise = k * se_diff
     regression  <=>  worse > tolerance  and  worse > noise
-where se_diff is
+where se_diff is the standard error of the difference of `report.significance.difference`,
+the rule the report's tables use too:
   - paired:   std(new_i - base_i, ddof=1) / sqrt(n)  when both runs have the same n >= 2 seeds
               (the same seeds draw the same noise, so seed-to-seed variation cancels);
-  - unpaired: sqrt(se_new^2 + se_base^2), se = std(ddof=1)/sqrt(n) over a run's seeds, else the
-              `<metric>_se` column (e.g. a bootstrap), else 0 (unknown: the tolerance decides).
+  - unpaired: sqrt(se_new^2 + se_base^2), each the standard error of a run's mean over its seeds
+              and of its `<metric>_se` bootstrap errors (`significance.seed_mean_se`), else 0
+              (unknown: the tolerance decides).
 tolerance is absolute (`fid=0.5`) or relative to |base| (`fid=2%`); unnamed metrics use the
 default (1% unless `default=` or a bare value says otherwise).
 A setting that completed in the base run but only failed in the new one is a regression too.
@@ -22,12 +24,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from sgbench.errors import UserError
 from sgbench.report.aggregate import Setting, Stat, Summary, setting_of, summarise
 from sgbench.report.metrics import COST_COLUMNS, display_name, higher_is_better, is_metric
 from sgbench.report.runs import Run
+from sgbench.report.significance import difference
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,10 @@ class CheckResult:
 
 
 def difference_noise(new: Summary, base: Summary, metric: str) -> tuple[float, int]:
-    """Standard error of (new - base) and the number of paired seeds (0 when unpaired)."""
-    a, b = new.per_seed.get(metric, {}), base.per_seed.get(metric, {})
-    if len(a) >= 2 and set(a) == set(b) and len(a) == new.stats[metric].n == base.stats[metric].n:
-        d = np.array([a[s] - b[s] for s in a])
-        return float(d.std(ddof=1) / math.sqrt(len(d))), len(d)
-    se = [s.stats[metric].se for s in (new, base)]
-    return math.sqrt(sum(x * x for x in se if not math.isnan(x))), 0
+    """Standard error of (new - base) (0 when unknown) and the number of paired seeds (0: unpaired)."""
+    d = difference(new.per_seed.get(metric, {}), base.per_seed.get(metric, {}),
+                   new.stats[metric].se, base.stats[metric].se)
+    return (0.0 if math.isnan(d.se) else d.se), d.paired
 
 
 def compare_summaries(new: Summary, base: Summary, metric: str, tol: Tolerance, k: float) -> Comparison:

@@ -131,6 +131,8 @@ def normalise_trials(df: pd.DataFrame, where: str) -> pd.DataFrame:
     if bad:
         raise UserError(f"{where}: unknown status {bad[0]!r} (expected one of {', '.join(STATUSES)})")
     out["status"] = status
+    if "error" in df.columns:  # a failed trial's first error line (sgbench run writes it)
+        out["error"] = [_norm_str(v) for v in df["error"]]
     if (out["method"] == "").any():
         raise UserError(f"{where}: empty 'method' in row {int((out['method'] == '').values.argmax()) + 2}")
     numeric = [c for c in df.columns if is_metric(c) or c in COST_COLUMNS or

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sgbench.metrics.registry import CLASS_ACC, GFLOPS, IMAGES_PER_S, image_columns
+
+ADM = image_columns("inception")  # fid, sfid, is, precision, recall
 COLUMNS = ["trial_id", "role", "method", "gamma_strong", "gamma_weak", "omega", "schedule",
-           "n_samples", "seed", "fid", "sfid", "is", "precision", "recall", "class_acc",
-           "gflops", "images_per_s", "status"]
+           "n_samples", "seed", *ADM.keys(), CLASS_ACC.key, GFLOPS.key, IMAGES_PER_S.key, "status"]
 DENSE_GFLOPS = 118.6  # SiT-XL/2 forward, per image and step-free (fvcore convention)
 
 
@@ -37,10 +39,10 @@ def trial_rows(seeds=(0, 1, 2), gammas=(0.0, 0.25, 0.5, 0.75, 0.9), omegas=(1.3,
             rows.append({
                 "trial_id": f"t{len(rows):04d}", "role": role, "method": method, "gamma_strong": gs,
                 "gamma_weak": gw, "omega": omega, "schedule": schedule, "n_samples": 5000, "seed": seed,
-                "fid": round(f, 4), "sfid": round(1.9 * f + 0.4, 4), "is": round(320 - 25 * f, 3),
-                "precision": round(0.86 - 0.01 * f, 4), "recall": round(0.5 + 0.02 * (omega or 1.0), 4),
-                "class_acc": round(0.9 - 0.02 * f, 4), "gflops": round(gflops, 3),
-                "images_per_s": round(5.0e3 / gflops, 3), "status": "complete"})
+                ADM.fd: round(f, 4), ADM.sfd: round(1.9 * f + 0.4, 4), ADM.inception_score: round(320 - 25 * f, 3),
+                ADM.precision: round(0.86 - 0.01 * f, 4), ADM.recall: round(0.5 + 0.02 * (omega or 1.0), 4),
+                CLASS_ACC.key: round(0.9 - 0.02 * f, 4), GFLOPS.key: round(gflops, 3),
+                IMAGES_PER_S.key: round(5.0e3 / gflops, 3), "status": "complete"})
 
     add("baseline", "none", 0.0, 0.0, "", 9.6, DENSE_GFLOPS)
     add("baseline", "cfg", 0.0, 0.0, 1.5, 3.4, 2 * DENSE_GFLOPS)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sgbench.report.aggregate import (METHOD_NAMES, Summary, best, better, summarise,
+from sgbench.guidance.vocabulary import method_display_name, method_order
+from sgbench.metrics import registry
+from sgbench.report.aggregate import (Summary, best, better, summarise,
                                       unguided_reference)
 from sgbench.report.metrics import (arrow, display_name, higher_is_better, metric_order,
                                      number_format, primary_metric)
 from sgbench.report.runs import Run, train_sparsity
 
-_METHOD_ORDER = {m: i for i, m in enumerate(METHOD_NAMES)}
 
 
 @dataclass
@@ -120,16 +121,16 @@ def selected_rows(rs: RunSummaries) -> list[tuple[Cell, Summary]]:
     baseline-beating) setting per searched method."""
     summaries, primary = rs.summaries, rs.primary
     baselines = sorted((s for s in summaries if s.role == "baseline"),
-                       key=lambda s: (_METHOD_ORDER.get(s.setting.method, 99), s.setting.sort_key()))
+                       key=lambda s: (method_order(s.setting.method), s.setting.sort_key()))
     rows = [(Cell(s.setting.method_name), s) for s in baselines]
     searched = [s for s in summaries if s.role != "baseline"]
     if primary is None:
         return rows + [(Cell(s.setting.method_name), s) for s in searched]
     best_base = best(baselines, primary)
-    methods = sorted({s.setting.method for s in searched}, key=lambda m: (_METHOD_ORDER.get(m, 99), m))
+    methods = sorted({s.setting.method for s in searched}, key=lambda m: (method_order(m), m))
     for method in methods:
         group = [s for s in searched if s.setting.method == method]
-        name = METHOD_NAMES.get(method, method)
+        name = method_display_name(method)
         top = best(group, primary)
         if top is None:
             continue
@@ -165,10 +166,11 @@ def _context_columns(all_rs: list[RunSummaries], summaries: list[Summary], multi
 
 def _overall_metrics(all_rs: list[RunSummaries]) -> list[str]:
     """Metric columns of the main tables: all but T2I per-category/per-tag columns."""
+    breakdown = tuple(b.family.prefix for b in registry.breakdowns())
     seen: list[str] = []
     for rs in all_rs:
         for m in rs.run.metrics:
-            if m not in seen and not m.startswith(("hpsv3_", "geneval_")):
+            if m not in seen and not m.startswith(breakdown):
                 seen.append(m)
     return metric_order(seen)
 
@@ -228,24 +230,25 @@ def summary_table(all_rs: list[RunSummaries]) -> Table | None:
     return table
 
 
-def category_table(all_rs: list[RunSummaries], family: str) -> Table | None:
-    """Paper Table 4 (family 'hpsv3': per category) or Table 5 ('geneval': per tag)."""
+def category_table(all_rs: list[RunSummaries], breakdown: registry.Breakdown) -> Table | None:
+    """A benchmark's overall metric and its per-group columns: paper Table 4 (HPSv3 per
+    category) or Table 5 (GenEval per tag)."""
+    family, overall_key = breakdown.family.prefix, breakdown.overall.key
     columns: list[str] = []
     for rs in all_rs:
         for m in rs.run.metrics:
-            if m.startswith(family + "_") and m not in columns:
+            if m.startswith(family) and m not in columns:
                 columns.append(m)
-    overall = any(family in rs.run.metrics for rs in all_rs)
+    overall = any(overall_key in rs.run.metrics for rs in all_rs)
     if not columns and not overall:
         return None
-    columns = ([family] if overall else []) + columns
+    columns = ([overall_key] if overall else []) + columns
     multi = len(all_rs) > 1
     header = [Cell("Method")] + ([Cell("Run")] if multi else []) + [Cell("Sparsity γ_s / γ_w"), Cell("ω")]
     first_metric = len(header)
     for c in columns:
-        header.append(Cell("Overall", arrow="↑") if c == family else header_cell(c, with_arrow=False))
-    title = "HPSv3 per category" if family == "hpsv3" else "GenEval per tag"
-    table = Table(family, title, "", header)
+        header.append(Cell("Overall", arrow=arrow(c)) if c == overall_key else header_cell(c, with_arrow=False))
+    table = Table(overall_key, breakdown.title, "", header)
     for rs in all_rs:
         for label, s in selected_rows(rs):
             omega = "–" if s.setting.omega is None else f"{s.setting.omega:g}"
@@ -255,9 +258,9 @@ def category_table(all_rs: list[RunSummaries], family: str) -> Table | None:
     if not table.rows:
         return None
     _bold_best(table, [None] * first_metric + columns)
-    what = "category" if family == "hpsv3" else "task tag"
-    table.caption = (f"{'HPSv3' if family == 'hpsv3' else 'GenEval'} overall and per {what} for the "
-                     "rows of the guidance table. Higher is better; best in bold.")
+    direction = "Higher" if breakdown.overall.higher_is_better else "Lower"
+    table.caption = (f"{breakdown.overall.display} overall and per {breakdown.group} for the "
+                     f"rows of the guidance table. {direction} is better; best in bold.")
     return table
 
 
@@ -269,7 +272,7 @@ def settings_table(all_rs: list[RunSummaries]) -> Table | None:
         def key(s):
             q = s.mean(primary) if primary else math.nan
             q = -q if primary and higher_is_better(primary) else q
-            return (_METHOD_ORDER.get(s.setting.method, 99), s.setting.method,
+            return (method_order(s.setting.method), s.setting.method,
                     math.inf if math.isnan(q) else q, s.setting.sort_key())
 
         rows += [(rs, s) for s in sorted(rs.summaries, key=key)]
@@ -302,6 +305,6 @@ def settings_table(all_rs: list[RunSummaries]) -> Table | None:
 
 
 def build_tables(all_rs: list[RunSummaries]) -> list[Table]:
-    tables = [summary_table(all_rs), category_table(all_rs, "hpsv3"),
-              category_table(all_rs, "geneval"), settings_table(all_rs)]
+    tables = [summary_table(all_rs), *(category_table(all_rs, b) for b in registry.breakdowns()),
+              settings_table(all_rs)]
     return [t for t in tables if t is not None]

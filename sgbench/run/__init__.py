@@ -1,10 +1,13 @@
 """`sgbench run`: the pipeline runner (run directory, env snapshot, trials, progress, report).
 
     from sgbench.run import run_suite
-    run_dir = run_suite("suites/quickstart.yaml", out="results", resume=False, name=None)
+    result = run_suite("suites/quickstart.yaml", out="results", resume=False, name=None)
+    result.run_dir, result.exit_code  # 0 done, 1 a trial failed, 3 trials left
 
-Modules: main (wiring), pipeline (the trial loop), stages (the adapter to models, sampling and
-metrics), rundir + env (results/<run>/), setting (one guidance setting), progress (bar + ETA).
+Modules: main (wiring), pipeline (the trial loop), stages (the Stages protocol and its
+class-conditional implementation), flops (GFLOPs of a guided sampler, shared with `sgbench flops`),
+rundir + env (results/<run>/, torchrun rendezvous), signals (SIGINT/SIGTERM), progress (bar + ETA).
+A trial's setting is a `sgbench.guidance.GuidanceConfig`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Wire one `sgbench run`: suite -> run directory -> stages -> studies -> Runner -> report."""
+"""Wire one `sgbench run`: suite -> checks -> stages -> run directory -> studies -> Runner -> report.
+
+Every check a suite can fail — its keys and files, the run root, --resume's run, the report's
+destination, a shared study's suite, loading models, extractor and reference — runs before the
+run directory exists, so a refused run leaves nothing behind and changes no earlier result.
+"""
 
 from __future__ import annotations
 
@@ -6,114 +11,250 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from sgbench.config.loader import load_suite
 from sgbench.errors import UserError
+from sgbench.run.signals import Interrupts
+from sgbench.secrets import redact
+
+# `sgbench run` exit codes (README, "Exit codes and trust")
+EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNFINISHED = 0, 1, 2, 3
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    failed: int  # failed trials in trials.csv
+    unfinished: int  # trials not done (other workers, --max-trials, a rung blocked by a failure)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.failed else EXIT_UNFINISHED if self.unfinished else EXIT_DONE
 
 
 def _log_to_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _HeldLog:
+    """Log lines (credentials masked) held back until the run directory exists: a refused run
+    prints its one error line and nothing else."""
+
+    def __init__(self, sink):
+        self.sink, self.held = sink, []
+
+    def __call__(self, msg: str) -> None:
+        if self.held is None:
+            self.sink(redact(msg))
+        else:
+            self.held.append(msg)
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for msg in held:
+            self(msg)
+
+
 def run_suite(suite_path, out="results", resume: bool = False, name=None, max_trials=None,
               report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None,
-              rehearse: bool = False) -> Path:
-    """Run (or resume) a suite; returns the run directory.
+              retry_failed: Optional[bool] = None, rehearse: bool = False) -> RunResult:
+    """Run (or resume) a suite; returns the run directory and what is left (`exit_code`).
 
     stages_factory(loaded, device, log) -> Stages replaces the real model/metric stages (tests).
+    retry_failed: re-queue failed trials first (default: with --resume). SIGINT and SIGTERM
+    raise `sgbench.run.signals.RunInterrupted` after re-queuing the trial in progress.
     rehearse: tiny sizes and stand-ins for missing files, in a rehearsal directory (sgbench.rehearse).
     """
-    log = log or _log_to_stderr
+    say = _HeldLog(log or _log_to_stderr)
+    interrupts = Interrupts()
+    with interrupts.installed():
+        return _run(suite_path, Path(out), resume, name, max_trials, report, progress,
+                    list(argv if argv is not None else sys.argv), say, stages_factory,
+                    resume if retry_failed is None else retry_failed, interrupts, rehearse)
+
+
+def _run(suite_path, root: Path, resume, name, max_trials, report, progress, argv, log, stages_factory,
+         retry_failed, interrupts: Interrupts, rehearse: bool = False) -> RunResult:
+    from sgbench.run import rundir
+    from sgbench.run.env import environment
+    from sgbench.run.stages import pick_device
+    from sgbench.search.study import default_storage, record_suite
+
     started = time.perf_counter()
     loaded = load_suite(suite_path, check_files=not rehearse)  # fails fast: bad keys, values, every missing file
     rehearsal = None
     if rehearse:
         from sgbench.rehearse.session import Rehearsal
 
-        rehearsal = Rehearsal(loaded, out, name, resume, log)  # tiny sizes; which files get stand-ins
+        rehearsal = Rehearsal(loaded, root, name, resume, log)  # tiny sizes; which files get stand-ins
         loaded, name = rehearsal.loaded, rehearsal.run_name
     suite = loaded.suite
-    builder = report_builder(suite.report) if report and suite.report.enabled else None
-    root = Path(out)
-    from sgbench.run import rundir
-
     run_name = name or suite.name
-    from sgbench.run.stages import Stages, pick_device
-
+    rundir.check_run_root(root, run_name)
+    rank, size = rundir.world()
     device = pick_device(suite.device)
     if suite.threads:
         import torch
 
         torch.set_num_threads(suite.threads)
-    if stages_factory is not None:
-        stages = stages_factory(loaded, device, log)
-    elif suite.benchmark is not None:  # text-to-image: the benchmark's prompts and scorer
-        from sgbench.run.t2i_stages import T2IStages
-
-        stages = T2IStages(loaded, device, log)
-    else:
-        stages = Stages(loaded, device, log)
+    stages = make_stages(loaded, device, log, stages_factory)
     try:
-        if rehearsal is not None:
-            rehearsal.build()  # its own directory, the stand-ins inside
-        if hasattr(stages, "validate"):
-            stages.validate()  # cheap input checks (prompt files, sample counts) before any directory exists
+        if rehearsal is not None:  # claims its own directory and makes the stand-ins inside
+            rehearsal.build(environment(device, argv))
+        stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
+        target = rehearsal.run_dir if rehearsal is not None else None
+        if resume and rank == 0 and rehearsal is None:
+            target = rundir.existing_run(root, run_name)
+        if target is not None:
+            rundir.check_same_suite(target, loaded)
+            rundir.read_env(target)  # a corrupt env.json is refused now, not overwritten later
+        builder = report_builder(suite.report) if report and suite.report.enabled and rank == 0 else None
+        if builder is not None:
+            check_report_target(loaded, root, target, run_name)
+
+        shared = loaded.storage is not None
+        studies = None
+        if shared:  # a shared study is joined by name: its suite must be ours
+            studies = _open(loaded, loaded.storage, name or suite.name, rank)
+            _check_study_suite(studies, loaded, loaded.storage)
+
+        with interrupts.armed():
+            t0 = time.perf_counter()
+            stages.load()  # models, decoder, extractor, reference: every file is checked here
+            log(f"loaded models, {'benchmark' if suite.benchmark else 'extractor and reference'} in "
+                f"{time.perf_counter() - t0:.1f}s")
     except BaseException:
         if rehearsal is not None:
-            rehearsal.abandon()  # its directory holds only stand-ins: remove it
+            rehearsal.abandon()  # a rehearsal refused before its run starts leaves nothing behind
         raise
 
-    def prepare(path):
-        rundir.prepare(path, loaded, resume, device, list(argv if argv is not None else sys.argv))
-        if rehearsal is not None:
-            rehearsal.record(path)
+    def open_run_studies(run_dir: Path):
+        """The run's studies (its own study.db unless the suite names a shared storage), opened by
+        rank 0 before the other ranks join, so they never race to create the database."""
+        opened = studies or _open(loaded, default_storage(run_dir), run_dir.name, rank)
+        if studies is None:
+            _check_study_suite(opened, loaded, "the run's study.db")
+        for _, study in opened.all():
+            record_suite(study, rundir.comparable(loaded.snapshot()))
+        return opened
 
-    run_dir = rundir.rendezvous(root, lambda: rehearsal.run_dir if rehearsal else rundir.choose_run_dir(
-        root, run_name, resume, log), prepare)
+    env = environment(device, argv)
+    resumed = rehearsal is None or not rehearsal.created  # a fresh rehearsal claimed its directory in build()
+    run_dir, studies = _claim_or_join(loaded, root, run_name, target, env, log, rank, size, open_run_studies, resumed)
+    interrupts.check()
     log(f"sgbench run: {suite.name} -> {run_dir} on {device}")
+    log.release()
+    stages.run_dir = run_dir  # where stages keep per-trial files (T2I images)
 
-    from sgbench.search.study import default_storage, open_studies
+    from sgbench.run.pipeline import Runner, RunOptions
 
-    shared = bool(suite.search and suite.search.storage)
-    storage = suite.search.storage if shared else default_storage(run_dir)
-    # a shared storage is shared by name: every worker, on any machine, joins the same study
-    study_name = (suite.search.study_name if suite.search and suite.search.study_name else None) or (
-        (name or suite.name) if shared else run_dir.name)
-    worker = int(os.environ.get("RANK", "0"))
+    options = RunOptions(max_trials=max_trials, progress=progress, retry_failed=retry_failed)
+    runner = Runner(loaded, run_dir, stages, studies, options, interrupts, log)
+    hint = (f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}"
+            f"{' --out ' + str(root) if str(root) != 'results' else ''}`")
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        log(f"interrupted: the current trial is re-queued; continue with {hint}")
+        raise
+    finally:
+        stages.close()  # e.g. the HPSv3 worker process
+    result = RunResult(run_dir, runner.failed(), runner.unfinished())
+    if result.failed:
+        log(f"{result.failed} trial(s) failed (tracebacks in {run_dir / 'errors'}); {hint} retries them")
+    if result.unfinished:
+        log(f"{result.unfinished} trial(s) not finished here (other workers, or --max-trials); {hint} continues")
+    elif builder is not None:
+        make_report(builder, run_dir, loaded, log)
+    interrupts.check()
+    log(f"done in {time.perf_counter() - started:.0f}s: {run_dir / 'trials.csv'}")
+    return result
+
+
+def make_stages(loaded, device, log, stages_factory=None):
+    if stages_factory is not None:
+        return stages_factory(loaded, device, log)
+    if loaded.suite.benchmark is not None:  # text-to-image: the benchmark's prompts and scorer
+        from sgbench.run.t2i_stages import T2IStages
+
+        return T2IStages(loaded, device, log)
+    from sgbench.run.stages import ClassStages
+
+    return ClassStages(loaded, device, log)
+
+
+def _open(loaded, storage: str, study_name: str, rank: int):
+    from sgbench.search.study import open_studies
+
+    suite = loaded.suite
+    shared = loaded.storage is not None
+    name = (suite.search.study_name if suite.search and suite.search.study_name else None) or study_name
+    worker = rank
     if shared:  # workers on other machines also have rank 0: give each its own sampler stream
         import socket
         import zlib
 
         worker += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100003
-    studies = open_studies(storage, study_name, suite.directions, suite.search, bool(suite.methods), worker=worker)
+    return open_studies(storage, name, suite.directions, suite.search, bool(suite.methods), worker=worker)
 
-    stages.run_dir = run_dir  # where stages keep per-trial files (T2I images)
-    from sgbench.run.pipeline import Runner, RunOptions
 
-    try:
-        t0 = time.perf_counter()
-        stages.load()
-        log(f"loaded models, {'benchmark' if suite.benchmark else 'extractor and reference'} in "
-            f"{time.perf_counter() - t0:.1f}s")
-        runner = Runner(loaded, run_dir, stages, studies, RunOptions(max_trials=max_trials, progress=progress))
-        runner.run()
-    except KeyboardInterrupt:
-        log(f"interrupted: the current trial is re-queued; continue with "
-            f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}"
-            f"{' --out ' + str(out) if str(out) != 'results' else ''}`")
-        raise
-    finally:
-        if hasattr(stages, "close"):
-            stages.close()  # e.g. the HPSv3 worker process
-    left = runner.unfinished()
-    if left:
-        log(f"{left} trial(s) not finished here (other workers, or --max-trials); "
-            f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}` continues")
-    elif builder is not None:
-        make_report(builder, run_dir, suite.report, log)
-    log(f"done in {time.perf_counter() - started:.0f}s: {run_dir / 'trials.csv'}")
-    return run_dir
+def _check_study_suite(studies, loaded, where: str) -> None:
+    from sgbench.config.typed import first_difference
+    from sgbench.run.rundir import comparable
+    from sgbench.search.study import recorded_suite
+
+    for _, study in studies.all():
+        old = recorded_suite(study)
+        if old is not None:
+            diff = first_difference(old, comparable(loaded.snapshot()), "suite")
+            if diff:
+                raise UserError(f"study {study.study_name!r} in {where} was started with another suite ({diff}); "
+                                "use the same suite, or a new study_name for a new experiment")
+
+
+def _claim_or_join(loaded, root: Path, run_name: str, target, env: dict, log, rank: int, size: int, open_studies,
+                   resumed: bool = True):
+    """(run directory, its studies): rank 0 (or a single worker) claims or resumes the directory and
+    opens the studies; under torchrun the other ranks then receive the directory through the
+    launch's rendezvous store and join it. A directory claimed now is removed again if its studies
+    cannot be opened (a refused run leaves nothing behind)."""
+    import shutil
+
+    from sgbench.run import rundir
+
+    def own() -> tuple[Path, object]:
+        if target is not None:
+            if resumed:
+                rundir.record_resume(target, env)
+            return target, open_studies(target)
+        path = rundir.claim(root, run_name, loaded, env, log)
+        try:
+            return path, open_studies(path)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    if size <= 1:
+        return own()
+    store = rundir.rendezvous_store()
+    if rank == 0:
+        import atexit
+
+        atexit.register(rundir.await_joins, store)  # keep a store rank 0 hosts until every rank has read it
+        try:
+            path, studies = own()
+        except BaseException as e:
+            rundir.publish(store, None, str(e) or type(e).__name__)
+            raise
+        rundir.publish(store, path)
+        return path, studies
+    path = rundir.await_run_dir(store)
+    rundir.check_same_suite(path, loaded, "joining worker")
+    rundir.record_resume(path, env)
+    return path, open_studies(path)
 
 
 def report_builder(cfg):
@@ -133,10 +274,32 @@ def report_builder(cfg):
     return build_report
 
 
-def make_report(build_report, run_dir: Path, cfg, log) -> None:
-    out_dir = Path(cfg.out.replace("{run}", run_dir.name)) if cfg.out else None
+def report_dir(loaded, run_dir: Path) -> Optional[Path]:
+    """report.out with {run} replaced, relative to the suite file (None: the default reports/<run>)."""
+    from sgbench.config.files import resolve_path
+
+    out = loaded.suite.report.out
+    if not out:
+        return None
+    return resolve_path(out.replace("{run}", run_dir.name), loaded.source.resolve().parent)
+
+
+def check_report_target(loaded, root: Path, target, run_name: str) -> None:
+    """The report's directory must be one sgbench may write (checked before the run starts)."""
+    from sgbench.config.files import check_output_dir
+    from sgbench.report.build import check_target, default_out_dir
+    from sgbench.run.rundir import free_name
+
+    run_dir = target if target is not None else root / free_name(root, run_name)
+    out = report_dir(loaded, run_dir) or default_out_dir([run_dir])
+    check_output_dir(out, "suite.report.out")
+    sources = [str(run_dir.resolve())] if target is not None else None
+    check_target(out, sources, bool(loaded.suite.report.options.get("force", False)))
+
+
+def make_report(build_report, run_dir: Path, loaded, log) -> None:
     try:
-        path = build_report([run_dir], out_dir, **cfg.options)
+        path = build_report([run_dir], report_dir(loaded, run_dir), **loaded.suite.report.options)
     except Exception as e:  # the results are safe on disk; the report can be rebuilt on its own
         log(f"report failed ({type(e).__name__}: {e}); the results are complete, retry with `sgbench report {run_dir}`")
         return

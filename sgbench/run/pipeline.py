@@ -1,19 +1,26 @@
-"""`sgbench run`: baselines and search trials -> sample, measure, record, then the report.
+"""`sgbench run`: baselines and search trials -> sample, measure, record.
 
 A trial samples `metrics.n_samples` images per seed as a stream into the metric accumulators.
-With pruning, it stops at each fidelity (e.g. 1000 of 5000 samples), reports the objective to
-Optuna and continues the *same* stream if not pruned: sample i is fixed by (seed, i), so the
-first 1000 images of FD@5k are those of FD@1k and no work is repeated.
+Its strategy (`sgbench.search.strategies`) says where it stops: Optuna's pruners stop a TPE trial
+at a fidelity (e.g. 1000 of 5000 samples) and otherwise let it continue the *same* stream (sample
+i is fixed by (seed, i), so the first 1000 images of FD@5k are those of FD@1k); a grid point is
+measured at one fidelity per trial (rung-synchronous pruning).
+
+Throughput (`images_per_s`), one rule for every trial: the trial's first batch is warm-up and is
+not timed; every later batch of exactly min(sampler.batch_size, n_samples) images is timed
+(generation + decoding, not metric extraction). A trial with no such batch samples one extra batch
+of that size (its first seed's first samples again, not measured) and times it.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import optuna
@@ -21,211 +28,217 @@ from optuna.trial import TrialState
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
+from sgbench.guidance.vocabulary import GuidanceConfig
 from sgbench.run.progress import Progress, fmt_duration
-from sgbench.run.setting import Setting
+from sgbench.run.rundir import write_atomic
+from sgbench.run.signals import Interrupts
+from sgbench.run.stages import Stages
 from sgbench.search import study as st
-from sgbench.search.space import PARAMS, grid_points, suggest, values
 from sgbench.search.store import collect_rows, write_trials_csv
-
-
-@dataclass
-class Outcome:
-    rows: list[dict]
-    state: TrialState
-    values: Optional[list[float]] = None
-    note: str = ""
+from sgbench.search.strategies import Outcome, Strategy, Task, baseline_strategy, search_strategy
+from sgbench.secrets import redact
 
 
 @dataclass
 class RunOptions:
     max_trials: Optional[int] = None  # stop this invocation after this many trials (resume later)
-    report: bool = True
     progress: bool = True
+    retry_failed: bool = False  # re-queue failed trials first (--resume)
+    clock: Callable[[], float] = time.perf_counter  # throughput timing (tests use a fake one)
+
+
+@dataclass
+class Plan:
+    role: str  # baseline | search (the trials.csv column)
+    study: optuna.Study
+    strategy: Strategy
+    setting: Callable[[Task], GuidanceConfig]  # a task's guidance setting
+
+
+class SamplingTimer:
+    """The throughput rule of the module docstring."""
+
+    def __init__(self, full: int):
+        self.full = full  # images of a timed batch
+        self.seen = 0  # batches so far (the first is warm-up)
+        self.seconds = 0.0
+        self.images = 0
+
+    def add(self, n: int, seconds: float) -> None:
+        if self.seen and n == self.full:
+            self.seconds += seconds
+            self.images += n
+        self.seen += 1
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else math.nan
 
 
 @dataclass
 class Runner:
     loaded: LoadedSuite
     run_dir: Path
-    stages: object  # sgbench.run.stages.Stages (or a stand-in with the same methods)
+    stages: Stages
     studies: st.Studies
     options: RunOptions = field(default_factory=RunOptions)
+    interrupts: Interrupts = field(default_factory=Interrupts)
+    log: Callable[[str], None] = print
 
     def __post_init__(self):
         self.suite = self.loaded.suite
         self.csv_path = self.run_dir / "trials.csv"
         self.trials_run = 0
-
-    # ---- planning -------------------------------------------------------------------------
-    def seed_queues(self) -> None:
-        """Enqueue the fixed work once per study: every baseline, and the grid points."""
-        s = self.suite
+        s, n = self.suite, self.suite.metrics.n_samples
+        self.plans: list[Plan] = []
         if self.studies.baselines is not None:
-            st.seed_queue(self.studies.baselines,
-                          [({"baseline": m.name}, {"setting": Setting.from_method(m).to_dict(),
-                                                   "trial_id": f"b-{m.name}"}) for m in s.methods])
-        if self.studies.search is not None and s.search.sampler == "grid":
-            points = grid_points(s.search.space)
-            if s.search.budget is not None:
-                points = points[: s.search.budget]
-            st.seed_queue(self.studies.search, [(p, {}) for p in points])
-
-    def planned_trials(self) -> tuple[int, int]:
-        """(baseline trials, search trials) this worker may still run."""
-        base = st.waiting(self.studies.baselines) if self.studies.baselines is not None else 0
-        search = 0
+            settings = [m.to_dict() for m in s.methods]
+            self.plans.append(Plan("baseline", self.studies.baselines, baseline_strategy(s.methods, settings, n),
+                                   lambda task: GuidanceConfig.from_dict(task.trial.user_attrs["setting"])))
         if self.studies.search is not None:
-            waiting = st.waiting(self.studies.search)
-            if self.suite.search.sampler == "grid":
-                search = waiting
-            else:
-                search = max(waiting, self.suite.search.budget - len(st.counted_trials(self.studies.search)))
-        return base, search
+            minimize = s.directions[0] == "minimize"
+            self.plans.append(Plan("search", self.studies.search, search_strategy(s.search, n, minimize),
+                                   self.search_setting))
+
+    def search_setting(self, task: Task) -> GuidanceConfig:
+        s, p = self.suite.search, task.point
+        interval = tuple(s.interval) if s.interval else None
+        return GuidanceConfig(s.method, p["omega"], p["gamma_strong"], p["gamma_weak"], interval, s.schedule)
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self) -> Path:
-        for _, study in self.studies.all():
-            st.recover_stale(study)
-        self.seed_queues()
+        for plan in self.plans:
+            st.recover_stale(plan.study)
+            plan.strategy.seed(plan.study)
+            if self.options.retry_failed:
+                n = st.retry_failed(plan.study)
+                if n:
+                    self.log(f"retrying {n} failed {plan.role} trial(s)")
         self.write_csv()
-        n_base, n_search = self.planned_trials()
+        planned = sum(p.strategy.remaining(p.study) for p in self.plans)
         if self.options.max_trials is not None:
-            n_base = min(n_base, self.options.max_trials)
-            n_search = max(0, min(n_search, self.options.max_trials - n_base))
+            planned = min(planned, self.options.max_trials)
         per_trial = self.suite.metrics.n_samples * len(self.suite.seeds)
-        self.progress = Progress((n_base + n_search) * per_trial, n_base + n_search, self.options.progress)
+        self.progress = Progress(planned * per_trial, planned, self.options.progress)
         try:
-            if self.studies.baselines is not None:
-                while not self._budget_spent():
-                    trial = st.pop_queued(self.studies.baselines)
-                    if trial is None:
-                        break
-                    self._run_trial(self.studies.baselines, trial, "baseline")
-            if self.studies.search is not None:
-                while not self._budget_spent():
-                    trial = self._next_search_trial()
-                    if trial is None:
-                        break
-                    self._run_trial(self.studies.search, trial, "search")
+            self._loop()
         finally:
             self.progress.close()
             self.write_csv()
         self._summary()
         return self.csv_path
 
+    def _loop(self) -> None:
+        waited = False
+        while True:
+            did = False
+            for plan in self.plans:
+                while not self._budget_spent():
+                    self.interrupts.check()
+                    st.recover_stale(plan.study)
+                    task = plan.strategy.next(plan.study)
+                    if task is None:
+                        break
+                    self._run_task(plan, task)
+                    did = True
+            if self._budget_spent():
+                return
+            busy = sum(len(st.running(p.study)) for p in self.plans)
+            if not busy:
+                if did:
+                    continue  # one more pass: work may have appeared meanwhile (promotions, retries)
+                return
+            if not waited:
+                self.log(f"waiting for {busy} trial(s) of other workers (a dead worker's trial is taken over "
+                         f"after {st.grace_s()} s without its heartbeat)")
+                waited = True
+            with self.interrupts.armed():
+                time.sleep(min(5.0, st.heartbeat_s()))
+
     def _budget_spent(self) -> bool:
         return self.options.max_trials is not None and self.trials_run >= self.options.max_trials
 
-    def _next_search_trial(self):
-        search = self.suite.search
-        if search.sampler == "grid":
-            return st.pop_queued(self.studies.search)
-        return st.ask_within_budget(self.studies.search, search.budget)
-
-    def search_setting(self, trial) -> Setting:
-        s = self.suite.search
-        if s.sampler == "grid":  # fixed params popped from the queue: suggest returns them
-            point = {p: float(trial.suggest_categorical(p, values(getattr(s.space, p)))) for p in PARAMS}
-        else:
-            point = suggest(trial, s.space)
-        interval = tuple(s.interval) if s.interval else None
-        return Setting(s.method, point["omega"], point["gamma_strong"], point["gamma_weak"], interval, s.schedule)
-
-    def _run_trial(self, study: optuna.Study, trial, role: str) -> None:
-        if role == "baseline":
-            setting = Setting.from_dict(trial.user_attrs["setting"])
-            trial_id = trial.user_attrs["trial_id"]
-            trial.suggest_categorical("baseline", [m.name for m in self.suite.methods])
-        else:
-            setting = self.search_setting(trial)
-            trial_id = f"s-{trial.number:04d}"
+    def _run_task(self, plan: Plan, task: Task) -> None:
+        trial = task.trial
+        setting = plan.setting(task)
+        trial_id = trial.user_attrs.get(st.TRIAL_ID) or f"t-{trial.number:04d}"
+        if plan.role == "search":
             trial.set_user_attr("setting", setting.to_dict())
-            trial.set_user_attr("trial_id", trial_id)
         started = time.perf_counter()
         try:
-            with st.alive(study, trial):
-                out = self.evaluate(setting, trial_id, trial, prune=(role == "search"))
-        except KeyboardInterrupt:
-            st.interrupt(study, trial)
+            with self.interrupts.armed(), st.alive(plan.study, trial):
+                out = self.evaluate(setting, trial_id, task)
+        except KeyboardInterrupt:  # a signal (or Ctrl-C in a test): re-queue at once, then stop
+            st.interrupt(plan.study, trial)
             self.write_csv()
             raise
         except UserError as e:  # bad input discovered late (e.g. a checkpoint that does not fit)
-            trial.set_user_attr("error", str(e))
-            study.tell(trial, state=TrialState.FAIL)
+            self._keep_error(trial_id, trial, str(e), traceback.format_exc())
+            plan.strategy.finish(plan.study, task, Outcome([], TrialState.FAIL, error=str(e)))
             self.write_csv()
             raise
         except Exception as e:  # a failed trial (e.g. out of memory) must not end the study
-            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-            warnings.warn(f"trial {trial_id} ({setting.describe()}) failed: {msg}")
-            out = Outcome([], TrialState.FAIL, note=msg)
-            trial.set_user_attr("error", msg)
-        try:
-            trial.set_user_attr("rows", out.rows)
-            if out.state == TrialState.COMPLETE:
-                study.tell(trial, out.values)
-            else:
-                study.tell(trial, state=out.state)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # another worker declared this trial dead (no heartbeat) and re-queued it
-            warnings.warn(f"trial {trial_id} was failed by another worker while it ran; its re-queued copy counts")
+            text = str(e).strip()
+            msg = redact(f"{type(e).__name__}: {text.splitlines()[0] if text else ''}")
+            warnings.warn(f"trial {trial_id} ({setting.describe()}) failed: {msg}; traceback in "
+                          f"{self.run_dir / 'errors' / (trial_id + '.txt')}")
+            self._keep_error(trial_id, trial, msg, traceback.format_exc())
+            out = Outcome([], TrialState.FAIL, note=msg, error=msg)
+        plan.strategy.finish(plan.study, task, out)
         self.trials_run += 1
         self.write_csv()
-        self.progress.trial_done(f"{trial_id} {setting.describe()}: {out.note or out.state.name.lower()} "
+        note = f"{task.note}: " if task.note else ""
+        self.progress.trial_done(f"{trial_id} {setting.describe()}: {note}{out.note or out.state.name.lower()} "
                                  f"({fmt_duration(time.perf_counter() - started)})")
 
-    # ---- one trial ------------------------------------------------------------------------------
-    def ladder(self, prune: bool) -> list[int]:
-        n = self.suite.metrics.n_samples
-        p = self.suite.search.pruning if self.suite.search else None
-        return ([*p.fidelities, n] if (prune and p is not None) else [n])
+    def _keep_error(self, trial_id: str, trial, message: str, tb: str) -> None:
+        """The full traceback of every failed attempt: results/<run>/errors/<trial_id>.txt."""
+        path = self.run_dir / "errors" / f"{trial_id}.txt"
+        try:
+            path.parent.mkdir(exist_ok=True)
+            old = path.read_text(encoding="utf-8") if path.is_file() else ""
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            write_atomic(path, old + f"--- trial {trial_id} (Optuna trial {trial.number}) failed at {stamp}: "
+                                     f"{message}\n{redact(tb)}\n")
+        except OSError as e:
+            warnings.warn(f"could not keep the traceback of {trial_id}: {e}")
 
-    def evaluate(self, setting: Setting, trial_id: str, trial, prune: bool) -> Outcome:
+    # ---- one trial ------------------------------------------------------------------------------
+    def evaluate(self, setting: GuidanceConfig, trial_id: str, task: Task) -> Outcome:
         seeds = self.suite.seeds
         started = time.perf_counter()
         accs = {seed: self.stages.accumulator(trial_id=trial_id, seed=seed) for seed in seeds}
-        gen_s, gen_n = 0.0, 0  # generation time after each stream's warm-up batch
-        all_s, all_n = 0.0, 0  # including warm-up (used when every stream is one batch)
+        timer = SamplingTimer(min(self.suite.sampler.batch_size, task.stops[-1]))
         done = 0
         grid_images: list[np.ndarray] = []
         want_grid = self.suite.report.sample_grid
         metrics: dict = {}
         state = TrialState.COMPLETE
-        ladder = self.ladder(prune)
-        for n in ladder:
+        for n in task.stops:
             for seed in seeds:
-                batches = iter(self.stages.stream(setting, seed, done, n))
-                first = done == 0
-                while True:
-                    t0 = time.perf_counter()
-                    try:
-                        idx, images, labels = next(batches)
-                    except StopIteration:
-                        break
-                    dt = time.perf_counter() - t0
-                    all_s, all_n = all_s + dt, all_n + len(idx)
-                    if not first:  # each stream's first batch is warm-up (allocation, caches)
-                        gen_s, gen_n = gen_s + dt, gen_n + len(idx)
-                    first = False
+                for idx, images, labels in self._timed(self.stages.stream(setting, seed, done, n), timer):
                     accs[seed].update(images, labels)
                     if seed == seeds[0] and len(grid_images) < want_grid:
                         grid_images.extend(list(images[: want_grid - len(grid_images)]))
                     self.progress.update(len(idx))
             metrics = {seed: self.stages.compute(accs[seed]) for seed in seeds}
             done = n
-            if n < ladder[-1]:
-                value = self._objective(metrics, setting)[0]
-                trial.report(value, n)
-                if trial.should_prune():
-                    self.progress.shrink((ladder[-1] - n) * len(seeds))
+            if n < task.stops[-1] and task.should_prune is not None:
+                if task.should_prune(self._objective(metrics, setting)[0], n):
+                    self.progress.shrink((task.stops[-1] - n) * len(seeds))
                     state = TrialState.PRUNED
                     break
+        ips = math.nan
+        if self.suite.metrics.throughput != "off":
+            if not timer.images:  # no batch after the warm-up: time one more (not measured)
+                for _ in self._timed(self.stages.stream(setting, seeds[0], 0, timer.full), timer):
+                    pass
+            ips = timer.images_per_s
         self._save_grid(trial_id, grid_images)
         gflops = self.stages.gflops(setting)
-        ips = gen_n / gen_s if gen_s > 0 else (all_n / all_s if all_s > 0 else math.nan)
-        if self.suite.metrics.throughput == "off":
-            ips = math.nan
         rows = [{"trial_id": trial_id, **setting.columns(), "n_samples": done, "seed": seed, **metrics[seed],
-                 "gflops": gflops, "images_per_s": ips, "duration_s": round(time.perf_counter() - started, 3)}
+                 "gflops": gflops, "gflops_attn": self.stages.gflops_attn(setting), "images_per_s": ips,
+                 "duration_s": round(time.perf_counter() - started, 3)}
                 for seed in seeds]
         values = self._objective(metrics, setting, gflops, ips)
         note = ", ".join(f"{k}={np.mean([m[k] for m in metrics.values()]):.4g}"
@@ -233,10 +246,24 @@ class Runner:
         if state == TrialState.PRUNED:
             return Outcome(rows, state, None, f"pruned at n={done}: {note}")
         if any(not math.isfinite(v) for v in values):
-            return Outcome(rows, TrialState.FAIL, None, f"objective not finite: {note}")
+            return Outcome(rows, TrialState.FAIL, None, f"objective not finite: {note}",
+                           error=f"objective not finite ({note})", final=True)
         return Outcome(rows, state, values, note)
 
-    def _objective(self, metrics: dict, setting: Setting, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
+    def _timed(self, batches, timer: SamplingTimer):
+        """Yield the stream's batches, adding the time each took to produce to `timer`."""
+        it = iter(batches)
+        clock = self.options.clock
+        while True:
+            t0 = clock()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            timer.add(len(batch[0]), clock() - t0)
+            yield batch
+
+    def _objective(self, metrics: dict, setting: GuidanceConfig, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
         s = self.suite.search
         keys = (s.objectives or [s.objective]) if s else [self.suite.metrics.metric_keys[0]]
         out = []
@@ -265,16 +292,18 @@ class Runner:
 
     # ---- results ---------------------------------------------------------------------------------
     def write_csv(self) -> None:
-        write_trials_csv(self.csv_path, collect_rows(self.studies))
+        try:
+            write_trials_csv(self.csv_path, collect_rows(self.studies))
+        except OSError as e:
+            raise UserError(f"cannot write {self.csv_path}: {e.strerror or e}; the results are safe in the "
+                            "study storage: free space or fix permissions, then --resume") from None
 
     def unfinished(self) -> int:
-        """Trials still waiting or running in any worker."""
-        n = 0
-        for _, study in self.studies.all():
-            n += len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
-        if self.studies.search is not None and self.suite.search.sampler != "grid":
-            n += max(0, self.suite.search.budget - len(st.counted_trials(self.studies.search)))
-        return n
+        """Trials still waiting, running in any worker, or still to be created."""
+        return sum(p.strategy.remaining(p.study) for p in self.plans)
+
+    def failed(self) -> int:
+        return sum(len(st.failed(p.study)) for p in self.plans)
 
     def _summary(self) -> None:
         rows = collect_rows(self.studies)
@@ -283,6 +312,8 @@ class Runner:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         text = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no rows"
         self.progress.write(f"trials.csv: {len(rows)} rows ({text}) -> {self.csv_path}")
-        if self.studies.search is not None and self.suite.search.sampler == "multi-objective":
-            front = [t.number for t in self.studies.search.best_trials]
-            self.progress.write(f"Pareto front: trials {', '.join(f's-{n:04d}' for n in front) or '-'}")
+        search = self.studies.search
+        if search is not None and len(search.directions) > 1:
+            front = [t for t in search.best_trials]
+            ids = [t.user_attrs.get(st.TRIAL_ID, f"s-{t.number:04d}") for t in front]
+            self.progress.write(f"Pareto front: trials {', '.join(ids) or '-'}")

@@ -1,6 +1,7 @@
 """The one place where `sgbench run` touches the other stages (models, guidance + sampling,
-metrics, data). Everything the runner needs goes through `Stages`, so a change of their APIs
-changes this file only.
+metrics, data). Everything the runner needs goes through the `Stages` protocol, so a change of
+their APIs changes the implementations only: `ClassStages` (class-conditional suites) here and
+`sgbench.run.t2i_stages.T2IStages` (text-to-image suites).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import dataclasses
 import math
 import os
 import warnings
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Protocol
 
 import numpy as np
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
-from sgbench.run.setting import Setting
+from sgbench.guidance.vocabulary import GuidanceConfig
 
 
 def pick_device(choice: str) -> str:
@@ -52,19 +54,63 @@ def model_spec(loaded: LoadedSuite, key: str = "checkpoint"):
     return ModelSpec(**kwargs)
 
 
-class Stages:
-    """Models, decoder, feature extractor and reference statistics of one suite, loaded once."""
+class Stages(Protocol):
+    """What the runner needs from models, sampling and metrics. `run_suite` calls `validate()` and
+    `load()` before the run directory exists (every input check a suite can fail happens there),
+    sets `run_dir`, then streams and measures trials, and calls `close()` at the end."""
+
+    run_dir: Optional[Path]  # set by run_suite once the run directory exists (per-trial files)
+
+    def validate(self) -> None:
+        """Cheap input checks (prompt files, sample counts)."""
+
+    def load(self) -> None:
+        """Load models, decoder, metric extractor and reference; refuse inputs that do not fit."""
+
+    def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
+        """Batches (positions, uint8 NHWC images, labels or sample ids) of samples start..stop-1."""
+
+    def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):
+        """A metric accumulator fed `update(images, labels)`."""
+
+    def compute(self, acc) -> dict[str, float]:
+        """The suite's metric columns from an accumulator."""
+
+    def gflops(self, setting: GuidanceConfig) -> float:
+        """GFLOPs per image of one guided evaluation, fvcore's count (NaN when not counted)."""
+
+    def gflops_attn(self, setting: GuidanceConfig) -> float:
+        """The same with attention-score matmuls (NaN when not counted)."""
+
+    def close(self) -> None:
+        """Release workers and files."""
+
+
+class ClassStages(Stages):
+    """Models, decoder, feature extractor and reference statistics of one class-conditional suite,
+    loaded once."""
 
     def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
+        self.run_dir: Optional[Path] = None
         self.loaded = loaded
         self.suite = loaded.suite
         self.device = device
         self.log = log
         self.denoisers: dict = {}
+        self._rules: dict = {}
         self._gflops: dict = {}
         self._flops_warned = False
 
     # ---- loading ------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Checks of the model files that need no model built (readable, parametrization recorded
+        or given consistently), before the run directory exists."""
+        from sgbench.models.loading import check_model_spec
+
+        check_model_spec(model_spec(self.loaded))
+        if "suite.model.weak_checkpoint" in self.loaded.paths:
+            check_model_spec(model_spec(self.loaded, "weak_checkpoint"))
+
     def load(self) -> None:
         from sgbench.metrics.extractors import get_extractor
         from sgbench.models.loading import load_denoiser
@@ -77,7 +123,34 @@ class Stages:
         weights = self.loaded.paths.get("suite.metrics.weights")
         self.extractor = get_extractor(s.metrics.extractor, weights_path=str(weights) if weights else None,
                                        device=self.device, batch_size=s.metrics.batch_size)
+        self._check_reference_resolution()
         self.reference = self._reference()
+
+    def sample_side(self) -> int:
+        """Side in pixels of the images the samples decode to."""
+        side = int(self.denoisers["main"].latent_shape[-1])
+        vae = getattr(self.decoder, "vae", None)
+        if vae is not None:  # SD-VAE: 8x (2 per down block after the first)
+            side *= 2 ** (len(vae.config.block_out_channels) - 1)
+        return side
+
+    def _check_reference_resolution(self) -> None:
+        """FID and FD against real images of another resolution are silently meaningless (the
+        extractor resizes both): refuse the mismatch. Statistics-only files carry no resolution."""
+        from sgbench.data.shapes import IMAGE_SIZE  # the built-in dataset (r.dataset == 'shapes')
+
+        r = self.suite.metrics.reference
+        side = IMAGE_SIZE if r.path is None else reference_side(self.loaded.paths["suite.metrics.reference.path"])
+        want = self.sample_side()
+        if side is not None and side != want:
+            raise UserError(f"suite.metrics.reference: its images are {side} px, the samples {want} px; "
+                            "compare samples with real images of the same resolution")
+
+    def validate(self) -> None:
+        pass  # the class-conditional checks need the loaded model (load() runs before any directory exists)
+
+    def close(self) -> None:
+        pass
 
     def _decoder(self):
         from sgbench.sampling.decode import PixelDecoder, VAEDecoder
@@ -89,9 +162,11 @@ class Stages:
 
     def _reference(self):
         from sgbench.metrics.reference import ReferenceSet, load_reference
+        from sgbench.metrics.registry import image_columns
 
         r = self.suite.metrics.reference
-        need_pr = any(k.startswith(("precision", "recall")) for k in self.suite.metrics.metric_keys)
+        pr = image_columns(self.suite.metrics.extractor).pr
+        need_pr = any(k in pr for k in self.suite.metrics.metric_keys)
         if r.path is not None:
             return load_reference(self.loaded.paths["suite.metrics.reference.path"], self.extractor,
                                   need_features=need_pr, batch_size=self.suite.metrics.batch_size, log=self.log)
@@ -107,73 +182,116 @@ class Stages:
         return self.denoisers["main"].num_classes
 
     # ---- guidance and sampling ----------------------------------------------------------
-    def rule(self, setting: Setting):
-        from sgbench.guidance import GuidanceConfig, build_rule
+    def rule(self, setting: GuidanceConfig):
+        """The setting's GuidanceRule, built and checked against the sampler once per setting."""
+        if setting not in self._rules:
+            from sgbench.guidance import build_rule
+            from sgbench.sampling.solvers import check_rule
 
-        cfg = GuidanceConfig(setting.method, omega=setting.omega, gamma_strong=setting.gamma_strong,
-                             gamma_weak=setting.gamma_weak, interval=setting.interval)
-        return build_rule(cfg)
+            rule = build_rule(setting)
+            check_rule(rule, self.suite.sampler.steps, self.suite.sampler.solver)
+            self._rules[setting] = rule
+        return self._rules[setting]
 
-    def stream(self, setting: Setting, seed: int, start: int, stop: int) -> Iterator[tuple]:
+    def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
         """Batches (indices, uint8 NHWC images, labels) of samples start..stop-1 of `seed`."""
-        import torch
-
         from sgbench.sampling import generate
 
         sp = self.suite.sampler
-        autocast = {"auto": "auto", "fp32": None, "bf16": torch.bfloat16}[sp.dtype]
         return generate(self.denoisers, self.rule(setting), self.decoder, num_samples=stop, seed=seed,
-                        batch_size=sp.batch_size, steps=sp.steps, solver=sp.solver, label_mode=sp.labels,
-                        device=self.device, indices=range(start, stop), autocast=autocast)
+                        batch_size=sp.batch_size, steps=sp.steps, solver=sp.solver, conditions=sp.labels,
+                        device=self.device, indices=range(start, stop), autocast=sp.dtype)
 
     # ---- metrics ------------------------------------------------------------------------
     def accumulator(self, trial_id=None, seed=None):
         from sgbench.metrics.accumulator import ImageMetricAccumulator
 
-        keys = self.suite.metrics.metric_keys
-        pr = any(k.startswith(("precision", "recall")) for k in keys)
-        return ImageMetricAccumulator(self.extractor, precision_recall=pr)
+        m = self.suite.metrics
+        return ImageMetricAccumulator(self.extractor, keys=m.metric_keys, bootstrap=m.bootstrap, seed=seed or 0)
 
     def compute(self, acc) -> dict[str, float]:
-        values = acc.compute(self.reference)
-        return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
+        return recorded_columns(acc.compute(self.reference), self.suite.metrics.metric_keys)
 
-    def gflops(self, setting: Setting) -> float:
-        """GFLOPs of one guided velocity evaluation per image, averaged over the model evaluations."""
+    def gflops(self, setting: GuidanceConfig) -> float:
+        """GFLOPs of one guided velocity evaluation per image, averaged over the model evaluations
+        (fvcore's count, the paper's convention); NaN where not counted."""
+        report = self._flops(setting)
+        return math.nan if report is None else report.gflops
+
+    def gflops_attn(self, setting: GuidanceConfig) -> float:
+        """The same count with the attention-score matmuls (trials.csv `gflops_attn`)."""
+        report = self._flops(setting)
+        return math.nan if report is None else report.gflops_attn
+
+    def _flops(self, setting: GuidanceConfig):
         if not self.suite.metrics.gflops:
-            return math.nan
+            return None
         key = (setting.method, setting.omega, setting.gamma_strong, setting.gamma_weak, setting.interval)
         if key not in self._gflops:
             self._gflops[key] = self._count_gflops(setting)
         return self._gflops[key]
 
-    def _warn_flops(self, message: str) -> float:
+    def _warn_flops(self, message: str) -> None:
         if not self._flops_warned:
             warnings.warn(message)
             self._flops_warned = True
-        return math.nan
 
     def _flops_inputs(self) -> dict:
         """Extra inputs of the FLOP count (T2I: the text length)."""
         return {}
 
-    def _count_gflops(self, setting: Setting) -> float:
-        from sgbench.metrics.flops import SUPPORTED_CONFIGS, gflops_per_image
-        from sgbench.sampling.solvers import evaluation_schedule
+    def _count_gflops(self, setting: GuidanceConfig):
+        from sgbench.models.registry import family_of_config
+        from sgbench.run.flops import guided_flops
 
+        rule = self.rule(setting)
+        configs = {n: getattr(self.denoisers[n].backbone, "config", None) for n in rule.networks}
+        foreign = [type(c).__name__ for c in configs.values() if family_of_config(c) is None]
+        if foreign:  # a backbone without a registered family (and so without a FLOP model)
+            self._warn_flops(f"GFLOPs not counted for this backbone ({foreign[0]}): the FLOP models cover the "
+                             "registered families (DiT/SiT, MaskDiT, T2I DiT)")
+            return None
         sp = self.suite.sampler
-        evals = [tuple(g for _net, _cond, g in branches) for branches in
-                 evaluation_schedule(self.rule(setting), sp.steps, sp.solver)]
-        config = getattr(self.denoisers["main"].backbone, "config", None)
-        if not isinstance(config, SUPPORTED_CONFIGS):  # DiT/SiT (+ TREAD routes), MaskDiT and T2I DiT are counted
-            return self._warn_flops(f"GFLOPs not counted for this backbone ({type(config).__name__}): "
-                                    "the FLOP counter supports DiT/SiT, MaskDiT and T2I DiT configs")
-        try:
-            # averaged over the evaluations, which may mix 1 and 2 passes (guidance intervals)
-            return gflops_per_image(config, step_gammas=evals, attention=self.suite.metrics.attention_flops,
-                                    **self._flops_inputs()).gflops
+        try:  # averaged over the evaluations, which may mix 1 and 2 passes (guidance intervals)
+            return guided_flops(configs, rule, sp.steps, sp.solver, **self._flops_inputs())
         except UserError as e:  # e.g. a gamma > 0 for a DiT without routes
-            return self._warn_flops(f"GFLOPs not counted for this setting ({type(config).__name__}): {e}")
+            self._warn_flops(f"GFLOPs not counted for this setting ({type(configs['main']).__name__}): {e}")
+            return None
+
+
+def reference_side(path) -> Optional[int]:
+    """Image side of a reference input (an .npz's arr_0 or a folder's first image); None for a
+    statistics-only file. Reads headers only."""
+    from sgbench.metrics.image_io import folder_images, npz_keys, npz_member_info
+
+    p = Path(path)
+    if p.is_dir():
+        from PIL import Image
+
+        try:
+            with Image.open(folder_images(p)[0]) as im:
+                w, h = im.size
+        except OSError as e:
+            raise UserError(f"cannot read reference image in {p}: {e}") from None
+    else:
+        if "arr_0" not in npz_keys(p):
+            return None
+        shape = npz_member_info(p, "arr_0").shape
+        if len(shape) != 4:
+            raise UserError(f"{p}:arr_0 must be uint8 images [N, H, W, 3] (ADM layout), got shape {list(shape)}")
+        h, w = int(shape[1]), int(shape[2])
+    if h != w:
+        raise UserError(f"reference {p}: images are {w}x{h}; sgbench compares square images")
+    return h
+
+
+def recorded_columns(values: dict, keys) -> dict[str, float]:
+    """The suite's metric columns of `values`, then their standard errors (`<key>_se`)."""
+    from sgbench.metrics.registry import se_column
+
+    out = {k: float(values[k]) for k in keys if k in values}
+    out.update({se_column(k): float(values[se_column(k)]) for k in keys if se_column(k) in values})
+    return out
 
 
 def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:

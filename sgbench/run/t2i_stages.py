@@ -1,7 +1,7 @@
 """`Stages` of a text-to-image suite (one with `benchmark:`): the T2I DiT and its text encoder,
-the benchmark's prompts, and its scorer as the metric accumulator. Same methods as
-`sgbench.run.stages.Stages`, so the Runner (baselines, search, pruning, trials.csv, report)
-is shared by both kinds of suite.
+the benchmark's prompts, and its scorer as the metric accumulator. It implements the
+`sgbench.run.stages.Stages` protocol, so the Runner (baselines, search, pruning, trials.csv,
+report) is shared by both kinds of suite.
 
 Stream position i -> sample id `order[i]` (prompts round-robin over GenEval tags / HPDv3
 categories, `BenchmarkPrompts.sample_order`); the noise of a sample depends on (seed, sample id)
@@ -17,11 +17,11 @@ import numpy as np
 
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
-from sgbench.run.setting import Setting
-from sgbench.run.stages import Stages
+from sgbench.guidance.vocabulary import GuidanceConfig
+from sgbench.run.stages import ClassStages, recorded_columns
 
 
-class T2IStages(Stages):
+class T2IStages(ClassStages):
     def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
         super().__init__(loaded, device, log)
         self.run_dir: Optional[Path] = None  # set by run_suite; images go to run_dir/images/
@@ -49,26 +49,22 @@ class T2IStages(Stages):
             raise UserError(f"suite.sampler.resolution {want} does not match the model ({side} px)")
 
     def load(self) -> None:
-        from sgbench.t2i.model import load_t2i
+        from sgbench.models.loading import load_denoiser
+        from sgbench.run.stages import model_spec
 
         b, s = self.benchmark, self.suite
         if self.prompts is None:
             self.validate()
         items = self.prompts.items
-        methods = [m.method for m in s.methods] + ([s.search.method] if s.search else [])
-        pool = self.prompts.prompts if "icg" in methods else None  # ICG's random conditions
-        encoder = dict(s.model.text_encoder)
+        spec = model_spec(self.loaded)
+        spec.text_encoder = dict(s.model.text_encoder)
         if "suite.model.text_encoder.path" in self.loaded.paths:  # resolved like every suite path
-            encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
-        denoiser, self.encoder, _ = load_t2i(self.loaded.paths["suite.model.checkpoint"], self.device,
-                                             encoder or None, pool)
-        self.denoisers["main"] = denoiser
-        self.decoder = None
-        vae = self.loaded.paths.get("suite.model.vae")
-        if vae is not None:
-            from sgbench.sampling.decode import VAEDecoder
-
-            self.decoder = VAEDecoder(vae, device=self.device, rounding=s.sampler.rounding)
+            spec.text_encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
+        denoiser = load_denoiser(spec, self.device)  # the T2I family builds its text encoder
+        if any(m.needs_random_condition for m in s.methods):  # ICG's random conditions
+            denoiser.use_prompt_pool(self.prompts.prompts)
+        self.denoisers["main"], self.encoder = denoiser, denoiser.text_encoder
+        self.decoder = self._decoder()
         self._load_scorer()
         self.log(f"{b.kind}: {len(items)} prompts x {s.sampler.images_per_prompt} images, "
                  f"{s.metrics.n_samples} samples per trial and seed")
@@ -146,23 +142,20 @@ class T2IStages(Stages):
         return 0
 
     # ---- sampling -----------------------------------------------------------------------
-    def stream(self, setting: Setting, seed: int, start: int, stop: int) -> Iterator[tuple]:
-        """Batches (positions, uint8 NHWC images, sample ids) of stream positions start..stop-1."""
-        import torch
+    def stream(self, setting: GuidanceConfig, seed: int, start: int, stop: int) -> Iterator[tuple]:
+        """Batches (positions, uint8 NHWC images, sample ids) of stream positions start..stop-1.
 
-        from sgbench.t2i.generate import generate_t2i
+        Sample id s renders prompt s // k (`Prompts` condition source of sgbench.sampling)."""
+        from sgbench.sampling import Prompts, generate
 
         sp = self.suite.sampler
-        autocast = {"fp32": None, "bf16": torch.bfloat16,
-                    "auto": None if self.device == "cpu" else torch.bfloat16}[sp.dtype]
-        k = self.prompts.images_per_prompt
-        flat = [p for p in self.prompts.prompts for _ in range(k)]  # sample id -> prompt
+        source = Prompts(self.prompts.prompts, self.encoder, self.prompts.images_per_prompt)
         ids = [int(i) for i in self.order[start:stop]]
         pos = {sid: start + n for n, sid in enumerate(ids)}
-        for idx, images in generate_t2i(self.denoisers["main"], self.encoder, flat, self.rule(setting), sp.steps,
-                                        seed, sp.batch_size, sp.solver, autocast, self.decoder, self.device,
-                                        indices=ids):
-            yield np.array([pos[i] for i in idx]), images, np.asarray(idx)
+        for idx, images, _prompt in generate(self.denoisers, self.rule(setting), self.decoder, source.num_samples,
+                                             seed, sp.batch_size, sp.steps, sp.solver, conditions=source,
+                                             device=self.device, indices=ids, autocast=sp.dtype):
+            yield np.array([pos[int(i)] for i in idx]), images, np.asarray(idx)
 
     # ---- metrics ------------------------------------------------------------------------
     def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):
@@ -175,12 +168,12 @@ class T2IStages(Stages):
         if self.benchmark.kind == "hpsv3":
             if image_dir is None:
                 raise UserError("HPSv3 scoring needs a run directory for its images")
-            return HPSv3Accumulator(self.prompts, self.hps_client, image_dir)
-        return GenEvalAccumulator(self.prompts, self.detector, self.colors, self.options, image_dir)
+            return HPSv3Accumulator(self.prompts, self.hps_client, image_dir, self.suite.metrics.bootstrap, seed or 0)
+        return GenEvalAccumulator(self.prompts, self.detector, self.colors, self.options, image_dir,
+                                  self.suite.metrics.bootstrap, seed or 0)
 
     def compute(self, acc) -> dict[str, float]:
-        values = acc.compute()
-        return {k: float(values[k]) for k in self.suite.metrics.metric_keys if k in values}
+        return recorded_columns(acc.compute(), self.suite.metrics.metric_keys)
 
     def text_len(self) -> int:
         """Mean text tokens per prompt (the cross-attention's keys), for the FLOP count."""

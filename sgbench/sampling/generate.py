@@ -5,7 +5,9 @@
         stats.update(images)          # images: uint8 [B, H, W, C]; labels: int64 [B]
 
 Sample i (a global index) always gets the same image for the same (seed, i), whatever the
-batch size, the order of `indices` or the worker that runs it (see sampling.seeding).
+batch size, the order of `indices` or the worker that runs it (see sampling.seeding). What it
+is conditioned on comes from a condition source (sampling.conditions): class labels by a label
+mode, or prompts through a text encoder.
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ import torch
 from sgbench.errors import UserError
 from sgbench.guidance.rules import GuidanceRule
 from sgbench.models.denoiser import Denoiser
-from sgbench.sampling.seeding import initial_noise, labels_for, make_generators
+from sgbench.sampling.conditions import ClassLabels, Prompts, as_condition_source
+from sgbench.sampling.precision import autocast_dtype
+from sgbench.sampling.seeding import initial_noise, make_generators
 from sgbench.sampling.solvers import _as_denoisers, check_rule, sample
-
-
-def default_autocast(device) -> Optional[torch.dtype]:
-    """bf16 autocast on GPU (as the paper samples), full fp32 on CPU."""
-    return torch.bfloat16 if torch.device(device).type == "cuda" else None
 
 
 def generate(
@@ -36,7 +35,7 @@ def generate(
     batch_size: int,
     steps: int = 40,
     solver: str = "euler",
-    label_mode: str = "balanced",
+    conditions: Union[str, ClassLabels, Prompts] = "random",
     device="cpu",
     indices: Optional[Iterable[int]] = None,
     autocast: Union[str, None, torch.dtype] = "auto",
@@ -44,9 +43,10 @@ def generate(
     """Yield (indices int64 [B], images uint8 [B, H, W, C], labels int64 [B]) per batch.
 
     indices: the global sample indices to produce, in batches of `batch_size` in the given
-    order (a worker's slice); default range(num_samples). Labels follow `labels_for(indices,
-    num_classes, seed, label_mode)`. `decoder` maps model-space tensors to uint8 NHWC
-    (sampling.decode). autocast "auto": bf16 on CUDA, none on CPU.
+    order (a worker's slice); default range(num_samples). conditions: a condition source, or a
+    label mode ('random', 'balanced') for class labels; labels are what it yields per sample
+    (class ids, or prompt indices). `decoder` maps model-space tensors to uint8 NHWC
+    (sampling.decode). autocast: 'auto' (bf16 on CUDA, none on CPU), 'fp32', 'bf16' or a dtype.
     """
     denoisers = _as_denoisers(denoisers, rule)
     main = denoisers["main"]
@@ -58,22 +58,23 @@ def generate(
     if hasattr(decoder, "check"):  # any callable tensor -> uint8 NHWC works; sgbench's decoders check shapes
         decoder.check(main.latent_shape)
     device = torch.device(device)
-    dtype = default_autocast(device) if autocast == "auto" else autocast
+    dtype = autocast_dtype(autocast, device)
     order = np.arange(int(num_samples), dtype=np.int64) if indices is None else np.asarray(list(indices), np.int64)
     if order.size and (order.min() < 0 or (indices is not None and order.max() >= num_samples)):
         raise UserError(f"sample indices must lie in [0, {num_samples})")
-    labels = labels_for(order, main.num_classes, seed, label_mode)
+    source = as_condition_source(conditions)
+    labels = source.labels(order, seed, main)
     # validated above, at call time; the batches are produced lazily
-    return _batches(denoisers, rule, decoder, seed, int(batch_size), steps, solver, device, order, labels, dtype)
+    return _batches(denoisers, rule, decoder, source, seed, int(batch_size), steps, solver, device, order, labels, dtype)
 
 
-def _batches(denoisers, rule, decoder, seed, batch_size, steps, solver, device, order, labels_all, dtype):
+def _batches(denoisers, rule, decoder, source, seed, batch_size, steps, solver, device, order, labels_all, dtype):
     main = denoisers["main"]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         labels = labels_all[start : start + batch_size]
         gens = make_generators(seed, idx, device)
         noise = initial_noise(main.latent_shape, gens)
-        cond = torch.as_tensor(labels, dtype=torch.long, device=device)
+        cond = source.condition(labels, device)
         x = sample(denoisers, rule, noise, cond, steps=steps, solver=solver, generators=gens, autocast=dtype)
         yield idx, decoder(x), labels

@@ -1,5 +1,10 @@
 """Atomic, byte-reproducible `.npz` writing (the ADM sample-batch format).
 
+ADM's layout (openai/guided-diffusion `image_sample.py` writes it, its `evaluator.py` reads it):
+`arr_0` uint8 images [N, H, W, 3], `arr_1` int64 class labels [N]. sgbench's sample files use
+exactly these names (`IMAGES`, `LABELS`, from `sgbench.npz_layout`); files of older sgbench versions stored labels as
+`labels` and are still read (`npz_labels`).
+
 `np.savez` stamps the wall-clock time into the zip headers, so two identical runs give
 different bytes. Here every member has a fixed date and no compression (like np.savez), and
 arrays can be streamed chunk by chunk, so merging 50k 256x256 images never holds them all in
@@ -13,12 +18,13 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Union
+from typing import Callable, Iterable, Mapping, Optional, Union
 
 import numpy as np
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 TMP_SUFFIX = ".tmp"
+from sgbench.npz_layout import IMAGES, LABELS, LEGACY_LABELS, labels_key  # noqa: F401 (re-exported)
 
 
 class Streamed:

@@ -15,7 +15,7 @@ import torch
 
 from sgbench.errors import UserError
 
-LABEL_MODES = ("balanced", "random")
+LABEL_MODES = ("random", "balanced")  # the first is the default
 
 _NOISE_STREAM, _LABEL_STREAM = 0, 1  # independent SeedSequence streams per (seed, i)
 
@@ -36,12 +36,14 @@ def initial_noise(shape: Sequence[int], generators: Sequence[torch.Generator]) -
     return torch.stack([torch.randn(tuple(shape), generator=g, device=g.device) for g in generators])
 
 
-def labels_for(indices: Iterable[int], num_classes: int, seed: int = 0, mode: str = "balanced") -> np.ndarray:
+def labels_for(indices: Iterable[int], num_classes: int, seed: int = 0, mode: str = "random") -> np.ndarray:
     """Class label of each global sample index (int64).
 
-    balanced: index % num_classes (every class equally often over num_classes-multiples, as in
-    the ADM 50k protocol; independent of seed). random: uniform, drawn from (seed, index) on a
-    stream separate from the noise.
+    random (default): uniform over the classes, drawn from (seed, index) on a stream separate
+    from the noise, as ADM, DiT and SiT draw their sampling labels (`randint`) but independent
+    of batch size and of how the stream is split. balanced: index % num_classes (each class
+    equally often over multiples of num_classes; independent of seed). Balanced labels make
+    every Inception Score split class-uniform and inflate IS, so they are not the ADM protocol.
     """
     idx = np.asarray(list(indices), dtype=np.int64)
     if int(num_classes) < 1:

@@ -2,8 +2,8 @@
 
 Layout for `--out samples.npz`:
     samples.npz.shards/manifest.json          the settings the shards belong to
-    samples.npz.shards/00000000-00000064.npz  one shard per batch: arr_0, labels, indices
-    samples.npz                               the merged file (arr_0 uint8 NHWC, labels int64)
+    samples.npz.shards/00000000-00000064.npz  one shard per batch: arr_0, arr_1, indices
+    samples.npz                               the merged file, ADM's layout (arr_0 uint8 NHWC, arr_1 int64 labels)
 
 Shard b holds samples [b*batch, (b+1)*batch): the same batches whatever the number of workers,
 so the merged bytes do not depend on it. Workers take the missing shards round-robin; every
@@ -22,7 +22,7 @@ import numpy as np
 
 from sgbench.errors import UserError
 from sgbench.sampling.distributed import DistEnv, barrier, broadcast_object
-from sgbench.sampling.npz import TMP_SUFFIX, Streamed, atomic_write, tmp_name, write_npz
+from sgbench.sampling.npz import IMAGES, LABELS, TMP_SUFFIX, Streamed, atomic_write, labels_key, tmp_name, write_npz
 
 MANIFEST = "manifest.json"
 
@@ -54,7 +54,8 @@ def _remove_stale_temporaries(directory: Path, prefix: str = ".") -> int:
 def _shard_ok(path: Path, start: int, end: int) -> bool:
     try:
         with np.load(path) as z:
-            return np.array_equal(z["indices"], np.arange(start, end)) and len(z["labels"]) == end - start
+            key = labels_key(z.files)  # shards of older versions hold 'labels'
+            return key is not None and np.array_equal(z["indices"], np.arange(start, end)) and len(z[key]) == end - start
     except Exception:  # a final-named shard is complete by construction; be safe anyway
         return False
 
@@ -104,7 +105,7 @@ def write_shard(sdir: Path, indices: np.ndarray, images: np.ndarray, labels: np.
     s, e = int(indices[0]), int(indices[-1]) + 1
     return write_npz(
         shard_path(sdir, s, e),
-        {"arr_0": images, "labels": np.asarray(labels, np.int64), "indices": np.asarray(indices, np.int64)},
+        {IMAGES: images, LABELS: np.asarray(labels, np.int64), "indices": np.asarray(indices, np.int64)},
     )
 
 
@@ -117,21 +118,21 @@ def merge_shards(sdir: Path, ranges: list[tuple[int, int]], out: Path) -> Path:
     labels = []
     for p in paths:
         with np.load(p) as z:
-            labels.append(z["labels"])
+            labels.append(z[labels_key(z.files)])
     with np.load(paths[0]) as z:
-        first = z["arr_0"]
+        first = z[IMAGES]
         shape, dtype = first.shape[1:], first.dtype
     n = ranges[-1][1] if ranges else 0
 
     def chunks() -> Iterable[np.ndarray]:
         for p, (s, e) in zip(paths, ranges):
             with np.load(p) as z:
-                arr = z["arr_0"]
+                arr = z[IMAGES]
             if arr.shape != (e - s, *shape) or arr.dtype != dtype:
                 raise UserError(f"shard {p.name} has shape {arr.shape} {arr.dtype}, expected {(e - s, *shape)} {dtype}")
             yield arr
 
-    arrays = {"arr_0": Streamed(dtype, (n, *shape), chunks()), "labels": np.concatenate(labels).astype(np.int64)}
+    arrays = {IMAGES: Streamed(dtype, (n, *shape), chunks()), LABELS: np.concatenate(labels).astype(np.int64)}
     write_npz(out, arrays)
     for p in paths:
         p.unlink()

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from sgbench.search.study import Studies, counted_trials
+from sgbench.search.study import ERROR, ORDER, ROWS, TRIAL_ID, Studies, counted_trials
 
 LEAD = ["trial_id", "role", "method", "gamma_strong", "gamma_weak", "omega", "schedule", "n_samples", "seed"]
-TAIL = ["gflops", "images_per_s", "status"]
-EXTRA = ["label", "interval", "duration_s"]  # after the design's columns; readers may ignore them
+TAIL = ["gflops", "gflops_attn", "images_per_s", "status"]  # gflops: the paper's count; _attn: + attention scores
+# after the design's columns; readers may ignore them. `error`: first line of a failed trial's
+# error (the full traceback is in results/<run>/errors/<trial_id>.txt)
+EXTRA = ["label", "interval", "duration_s", "error"]
 
 STATUS = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
@@ -27,19 +29,24 @@ def collect_rows(studies: Studies) -> list[dict]:
     """All rows of finished trials: baselines first (in queue order), then search trials."""
     rows = []
     for role, study in studies.all():
-        for t in sorted(counted_trials(study), key=lambda t: t.number):
+        # the order of the work (suite methods, grid points, first ask), not of completion, so a
+        # resumed or multi-worker run writes the same file as an uninterrupted one
+        for t in sorted(counted_trials(study), key=lambda t: (t.user_attrs.get(ORDER, t.number), t.number)):
             status = STATUS.get(t.state)
             if status is None:  # still running in some worker
                 continue
-            trial_rows = t.user_attrs.get("rows") or [_failed_row(t)]
+            trial_rows = t.user_attrs.get(ROWS) or [_failed_row(t)]
             for r in trial_rows:
-                rows.append({**r, "role": role, "status": status})
+                row = {**r, "role": role, "status": status}
+                if status == "failed" and t.user_attrs.get(ERROR):
+                    row["error"] = t.user_attrs[ERROR]
+                rows.append(row)
     return rows
 
 
 def _failed_row(t) -> dict:
-    s = t.user_attrs.get("setting", {})
-    return {**s, "trial_id": t.user_attrs.get("trial_id", f"t{t.number}"), "seed": "", "n_samples": 0}
+    s = t.user_attrs.get("setting") or {k: v for k, v in t.params.items() if k in LEAD}
+    return {**s, "trial_id": t.user_attrs.get(TRIAL_ID, f"t{t.number}"), "seed": "", "n_samples": 0}
 
 
 def columns(rows: list[dict]) -> list[str]:

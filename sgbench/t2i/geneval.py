@@ -27,18 +27,10 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from sgbench.errors import UserError
+from sgbench.metrics.benchmarks import GENEVAL, GENEVAL_TAG, GENEVAL_TAGS
 
 COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white"]
-TAGS = ["single_object", "two_object", "counting", "colors", "position", "color_attr"]
-# Display names as in the paper's Table 5.
-TAG_TITLES = {
-    "single_object": "Single object",
-    "two_object": "Two object",
-    "counting": "Counting",
-    "colors": "Colors",
-    "position": "Position",
-    "color_attr": "Color attribution",
-}
+TAGS = list(GENEVAL_TAGS)  # GenEval's task tags; display names (paper Table 5) in GENEVAL_TAGS
 COLOR_TEMPLATES = ["a photo of a {c} {classname}", "a photo of a {c}-colored {classname}", "a photo of a {c} object"]
 
 # GenEval's object_names.txt: the 80 COCO classes in COCO/mmdet label order, with GenEval's names.
@@ -243,9 +235,9 @@ def summarize(results: Sequence[dict]) -> dict:
 
 
 def summary_columns(summary: dict) -> dict:
-    """trials.csv columns: geneval, geneval_<tag>."""
-    cols = {"geneval": summary["overall"]}
-    cols.update({f"geneval_{tag}": score for tag, score in summary["tags"].items()})
+    """trials.csv columns: geneval, geneval_<tag> (sgbench.metrics.benchmarks)."""
+    cols = {GENEVAL.key: summary["overall"]}
+    cols.update({GENEVAL_TAG.key(tag): score for tag, score in summary["tags"].items()})
     return cols
 
 

@@ -21,12 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sgbench.errors import UserError
+from sgbench.metrics.benchmarks import HPSV3, HPSV3_CATEGORIES, HPSV3_CATEGORY, hpsv3_member
 
-# The 12 HPDv3 benchmark categories, in the column order of paper Table 4.
-HPSV3_CATEGORIES = [
-    "Characters", "Arts", "Design", "Architecture", "Animals", "Natural Scenery",
-    "Transportation", "Products", "Others", "Plants", "Food", "Science",
-]
 WORKER = Path(__file__).with_name("hpsv3_worker.py")
 
 
@@ -137,12 +133,12 @@ def aggregate(scores: Sequence[float], categories: Sequence[str]) -> dict:
 
 def category_column(name: str) -> str:
     """trials.csv column of a category: hpsv3_<category> (lower case, spaces -> _)."""
-    return "hpsv3_" + name.lower().replace(" ", "_")
+    return HPSV3_CATEGORY.key(hpsv3_member(name))
 
 
 def summary_columns(summary: dict) -> dict:
-    """trials.csv columns: hpsv3, hpsv3_<category>."""
-    cols = {"hpsv3": summary["overall"]}
+    """trials.csv columns: hpsv3, hpsv3_<category> (sgbench.metrics.benchmarks)."""
+    cols = {HPSV3.key: summary["overall"]}
     cols.update({category_column(name): v for name, v in summary["categories"].items()})
     return cols
 

@@ -12,6 +12,8 @@ or `metrics.n_samples` below the full set) covers every group in proportion.
   GenEval's own scripts can re-score it.
 - HPSv3 (`HPSv3Accumulator`): images are written as PNGs; `compute()` sends the ones not yet
   scored to the HPSv3 worker process (one per run, see hpsv3_client) and aggregates.
+With `bootstrap=B` both add each column's standard error (`<column>_se`), resampling whole
+prompts (sgbench.metrics.bootstrap.group_means_se; weights of prompt p from (seed, p)).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sgbench.errors import UserError
+from sgbench.metrics import bootstrap as bs
+from sgbench.metrics.registry import se_column
 
 
 @dataclass
@@ -62,6 +66,16 @@ class BenchmarkPrompts:
         return divmod(int(sample_id), self.images_per_prompt)
 
 
+def _standard_errors(values, groups, prompt_ids, n_prompts: int, replicates: int, seed: int,
+                     overall: str, column) -> dict:
+    """`<column>_se` of the overall score and of each group's (`column(group)` names it)."""
+    if not replicates or not values:
+        return {}
+    weights = bs.poisson_weights(seed, 0, n_prompts, replicates)
+    per_group, overall_se = bs.group_means_se(values, groups, prompt_ids, weights)
+    return {se_column(overall): overall_se, **{se_column(column(g)): v for g, v in per_group.items()}}
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -72,13 +86,15 @@ class GenEvalAccumulator:
     """GenEval records of the images seen so far; `compute()` -> geneval, geneval_<tag>."""
 
     def __init__(self, prompts: BenchmarkPrompts, detector, color_classifier, options=None,
-                 image_dir: Optional[Path] = None):
+                 image_dir: Optional[Path] = None, bootstrap: int = 0, seed: int = 0):
         from sgbench.t2i.geneval import GenEvalOptions
 
         self.prompts, self.detector, self.colors = prompts, detector, color_classifier
         self.options = options or GenEvalOptions()
         self.image_dir = Path(image_dir) if image_dir is not None else None
         self.results: list[dict] = []
+        self.prompt_ids: list[int] = []
+        self.replicates, self.seed = int(bootstrap), int(seed)
 
     def update(self, images: np.ndarray, sample_ids: Sequence[int]) -> None:
         from PIL import Image
@@ -102,22 +118,30 @@ class GenEvalAccumulator:
             self.results.append(score_detections(
                 bbox, segm, meta, lambda objs, cls, im=pil: self.colors(im, objs, cls), self.options,
                 self.detector.classnames, filename=name))
+            self.prompt_ids.append(p)
 
     def compute(self, reference=None) -> dict:
+        from sgbench.metrics.benchmarks import GENEVAL, GENEVAL_TAG
         from sgbench.t2i.geneval import summarize, summary_columns, write_results_jsonl
 
         if self.image_dir is not None and self.results:
             write_results_jsonl(self.results, self.image_dir / "results.jsonl")
-        return summary_columns(summarize(self.results))
+        cols = summary_columns(summarize(self.results))
+        cols.update(_standard_errors([float(r["correct"]) for r in self.results], [r["tag"] for r in self.results],
+                                     self.prompt_ids, len(self.prompts.items), self.replicates, self.seed,
+                                     GENEVAL.key, GENEVAL_TAG.key))
+        return cols
 
 
 class HPSv3Accumulator:
     """Images written to `image_dir`; `compute()` scores the new ones with a running worker."""
 
-    def __init__(self, prompts: BenchmarkPrompts, client, image_dir: Path):
+    def __init__(self, prompts: BenchmarkPrompts, client, image_dir: Path, bootstrap: int = 0, seed: int = 0):
         self.prompts, self.client, self.image_dir = prompts, client, Path(image_dir)
         self.pending: list[tuple[Path, int]] = []
         self.records: list[dict] = []
+        self.prompt_ids: list[int] = []
+        self.replicates, self.seed = int(bootstrap), int(seed)
 
     def update(self, images: np.ndarray, sample_ids: Sequence[int]) -> None:
         from PIL import Image
@@ -130,15 +154,21 @@ class HPSv3Accumulator:
             self.pending.append((path, p))
 
     def compute(self, reference=None) -> dict:
-        from sgbench.t2i.hpsv3_client import aggregate, summary_columns
+        from sgbench.metrics.benchmarks import HPSV3
+        from sgbench.t2i.hpsv3_client import aggregate, canonical_category, category_column, summary_columns
 
         if self.pending:
             items = [self.prompts.items[p] for _, p in self.pending]
             mu = self.client().score([str(path) for path, _ in self.pending], [it["prompt"] for it in items])
             self.records.extend({"image": path.name, "prompt": it["prompt"], "category": it["category"],
-                                 "hpsv3": float(m)} for (path, _), it, m in zip(self.pending, items, mu))
+                                 HPSV3.key: float(m)} for (path, _), it, m in zip(self.pending, items, mu))
+            self.prompt_ids.extend(p for _, p in self.pending)
             self.pending = []
             _atomic_write_text(self.image_dir / "scores.jsonl", "".join(json.dumps(r) + "\n" for r in self.records))
         if not self.records:
             raise UserError("no HPSv3 scores to aggregate")
-        return summary_columns(aggregate([r["hpsv3"] for r in self.records], [r["category"] for r in self.records]))
+        scores, cats = [r[HPSV3.key] for r in self.records], [r["category"] for r in self.records]
+        cols = summary_columns(aggregate(scores, cats))
+        cols.update(_standard_errors(scores, [canonical_category(c) for c in cats], self.prompt_ids,
+                                     len(self.prompts.items), self.replicates, self.seed, HPSV3.key, category_column))
+        return cols

@@ -8,10 +8,10 @@ from sgbench.train.config import LoopConfig, OutputConfig, TrainConfig, load_tra
 from sgbench.train.tasks import TASKS, TrainTask, get_task, register_task
 
 
-def train(cfg, raw=None, progress: bool = True):
+def train(cfg, raw=None, progress: bool = True, trust_checkpoint: bool = False, force: bool = False):
     from sgbench.train.loop import train as _train
 
-    return _train(cfg, raw if raw is not None else {}, progress)
+    return _train(cfg, raw if raw is not None else {}, progress, trust_checkpoint=trust_checkpoint, force=force)
 
 
 __all__ = [

@@ -38,12 +38,15 @@ def save_checkpoint(path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path, trust: bool = False) -> dict:
+    """Read a training checkpoint (tensors and plain containers only, unless `trust`: see
+    `sgbench.torchfiles`)."""
+    from sgbench.torchfiles import load_torch_file
+
     path = Path(path)
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise UserError(f"cannot read training checkpoint {path}: {e}") from None
+    ck = load_torch_file(path, "training checkpoint", trust=trust)
+    if not isinstance(ck, dict):
+        raise UserError(f"{path} is not an sgbench training checkpoint (it holds a {type(ck).__name__})")
     missing = [k for k in ("model", "opt", "step") if k not in ck]
     if missing:
         raise UserError(f"{path} is not an sgbench training checkpoint (missing {', '.join(missing)})")

@@ -3,8 +3,10 @@
 Objective (paper convention): x_t = (1 - t) z + t x, the network predicts v* = x - z.
 Label dropout swaps in the null id `num_classes` (the backbone's LabelEmbedder never drops).
 TREAD: every training forward drops `route_rate` of the tokens over the model's routes (random
-selection, loss on all tokens since routed tokens come back). MaskDiT: `mask_ratio` of the
-tokens is masked and the loss adds the flow-matching MAE term (appendix C, eq. A4).
+selection, loss on all tokens since routed tokens come back). MaskDiT family (e.g. the paper's
+masking model, preset `MaskSiT-XL/2`): the family's kept-token count for `mask_ratio` is drawn,
+the encoder sees only those tokens, and the loss is L_FM-mask (appendix C, eq. A4; see
+`flow.masked_flow_matching_loss`). Every model this task writes records `velocity`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import torch.nn as nn
 
 from sgbench.data import build_dataset, to_model_range
 from sgbench.errors import UserError
-from sgbench.models.routing import sample_keep_indices
 from sgbench.train import flow
 from sgbench.train.config import check_rates
 from sgbench.train.export import dit_config_json, save_sgbench_model
@@ -64,12 +65,22 @@ class FlowObjectiveConfig:
             raise UserError(f"{path}: mae_lambda must be >= 0 and logit_std > 0")
 
 
-def _dit_config(m: ImageModelConfig, data, label_dropout: float):
+def _presets(family: str) -> dict:
+    """Named sizes of the family: DiT/SiT presets, or MaskDiT's (incl. the paper's MaskSiT-XL/2)."""
+    if family == "maskdit":
+        from sgbench.models.maskdit import MASKDIT_PRESETS
+
+        return MASKDIT_PRESETS
     from sgbench.models.dit import DIT_PRESETS
 
-    if m.arch and m.arch not in DIT_PRESETS:
-        raise UserError(f"config.model.arch: unknown architecture {m.arch!r} (known: {', '.join(sorted(DIT_PRESETS))})")
-    fields = dict(DIT_PRESETS[m.arch]) if m.arch else {}
+    return DIT_PRESETS
+
+
+def _dit_config(m: ImageModelConfig, data, label_dropout: float):
+    presets = _presets(m.family)
+    if m.arch and m.arch not in presets:
+        raise UserError(f"config.model.arch: unknown architecture {m.arch!r} for family {m.family} (known: {', '.join(sorted(presets))})")
+    fields = dict(presets[m.arch]) if m.arch else {}
     c, h, w = data.shape
     if h != w:
         raise UserError(f"config.data: inputs must be square, got {h}x{w}")
@@ -138,11 +149,14 @@ class ClassImageTask(TrainTask):
             y = torch.where(torch.rand(b, device=dev) < o.label_dropout, torch.full_like(y, self.num_classes), y)
         t = flow.sample_t(b, o.time_sampling, dev, o.logit_mean, o.logit_std)
         xt, target = flow.interpolate(x, torch.randn_like(x), t)
+        keep = None
         if self.model_cfg.family == "maskdit" and o.mask_ratio > 0:
-            n = self.side * self.side
-            keep = sample_keep_indices(b, n, o.mask_ratio, device=dev)
+            net = getattr(model, "module", model)  # DDP wraps the backbone
+            keep = net.keep_indices(b, o.mask_ratio, device=dev)  # the family's kept-token count (None: none dropped)
+        if keep is not None:
+            # L_FM-mask (eq. A4): one forward of the masked input, as MaskDiT trains
             pred = model(xt, t, y, gamma=o.mask_ratio, keep_idx=keep)[:, : x.shape[1]]
-            pm = flow.patch_mask_to_pixels(flow.token_mask(keep, n), self.side, self.patch)
+            pm = flow.patch_mask_to_pixels(flow.token_mask(keep, self.side * self.side), self.side, self.patch)
             loss, fm, mae = flow.masked_flow_matching_loss(pred, target, t, pm, o.mae_lambda)
             return loss, {"fm": float(fm.detach()), "mae": float(mae.detach())}
         gamma = o.route_rate if self.model_cfg.family == "dit" else 0.0

@@ -44,7 +44,7 @@ class ClassifierTask(TrainTask):
         return splits
 
     def build_model(self, splits):
-        from sgbench.models.classifier import ClassifierConfig, ShapeClassifier
+        from sgbench.metrics.classifier import ClassifierConfig, ShapeClassifier
 
         c, h, w = splits.train.shape
         self.config = ClassifierConfig(
@@ -85,7 +85,7 @@ class ClassifierTask(TrainTask):
         return {"family": "shape_classifier", "task": self.name}
 
     def export(self, model, path, info):
-        from sgbench.models.classifier import save_classifier
+        from sgbench.metrics.classifier import save_classifier
 
         extra = dict(info)
         if hasattr(self, "heldout_accuracy"):

@@ -81,9 +81,17 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 # ---------------------------------------------------------------- the loop
-def train(cfg: TrainConfig, raw: dict, progress: bool = True) -> dict:
-    """Run (or resume) training described by `cfg`; returns the summary dict (rank 0)."""
+def train(cfg: TrainConfig, raw: dict, progress: bool = True, trust_checkpoint: bool = False,
+          force: bool = False) -> dict:
+    """Run (or resume) training described by `cfg`; returns the summary dict (rank 0).
+
+    The export (`output.export`, under `output.dir` unless absolute) never replaces an existing
+    file unless `force`; `trust_checkpoint` lets a resume read a checkpoint holding Python objects.
+    """
+    from sgbench.train.export import export_target
+
     rank, world, local_rank = dist_env()
+    export = export_target(cfg.output, force) if rank == 0 else None  # refused now, not after training
     lc = cfg.train
     device = pick_device(lc.device, local_rank)
     if world > 1:
@@ -115,7 +123,7 @@ def train(cfg: TrainConfig, raw: dict, progress: bool = True) -> dict:
     start = 0
     latest = ckpt.latest_checkpoint(run_dir) if cfg.output.resume else None
     if latest is not None:
-        state = ckpt.load_checkpoint(latest)
+        state = ckpt.load_checkpoint(latest, trust=trust_checkpoint)
         if state.get("task") != cfg.task:
             raise UserError(f"{latest} was trained with task {state.get('task')!r}, config says {cfg.task!r}")
         try:
@@ -229,9 +237,9 @@ def train(cfg: TrainConfig, raw: dict, progress: bool = True) -> dict:
         }
         with torch.no_grad():
             summary.update(task.evaluate(final, splits))
-        if cfg.output.export:
-            task.export(final, cfg.output.export, {k: summary[k] for k in ("steps", "wall_s", "threads", "device")})
-            summary["export"] = str(cfg.output.export)
+        if export is not None:
+            task.export(final, export, {k: summary[k] for k in ("steps", "wall_s", "threads", "device")})
+            summary["export"] = str(export)
         tmp = run_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, run_dir / "summary.json")
