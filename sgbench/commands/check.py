@@ -35,15 +35,20 @@ def register(subparsers):
 def main(args) -> int:
     from sgbench.report.gate import compare_runs, format_result, parse_tolerances
     from sgbench.report.runs import load_run, resolve_run_dir
+    from sgbench.report.sweep import newest_and_previous, newest_view
+    from sgbench.rehearse.marker import refuse_real_use
 
     tolerances = parse_tolerances(args.tolerance)
-    from sgbench.report.sweep import newest_and_previous, newest_view
 
-    new = load_run(resolve_run_dir(args.new, args.results))
+    new_dir = resolve_run_dir(args.new, args.results)
+    refuse_real_use(new_dir, "sgbench check")
+    new = load_run(new_dir)
     if args.previous_checkpoint:
         new, base = newest_and_previous(new)
     else:  # a sweep run is compared by its newest checkpoint: settings never merge across checkpoints
-        new, base = newest_view(new), newest_view(load_run(resolve_run_dir(args.baseline, args.results)))
+        base_dir = resolve_run_dir(args.baseline, args.results)
+        refuse_real_use(base_dir, "sgbench check --baseline")
+        new, base = newest_view(new), newest_view(load_run(base_dir))
     result = compare_runs(new, base, tolerances, k=args.k)
     for line in format_result(result, new, base, args.k, verbose=args.verbose):
         print(line)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Optional
 
 from sgbench.errors import UserError
+from sgbench.rehearse.marker import NOTICE as REHEARSAL_NOTICE
+from sgbench.rehearse.marker import is_rehearsal
 from sgbench.report.figures import build_figures
 from sgbench.report.html_page import html_page
 from sgbench.report.render import md_escape, table_markdown, tables_latex
@@ -40,6 +42,9 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     runs = [rs.run for rs in all_rs]
     title = " vs ".join(r.name for r in runs)
     lines = [f"# sgbench report: {md_escape(title)}", ""]
+    for r in runs:
+        if is_rehearsal(r.path):
+            lines += [f"> **{md_escape(r.name)}: {md_escape(REHEARSAL_NOTICE)}**", ""]
     for r in runs:
         facts = "; ".join(f"{md_escape(k)}: {md_escape(v)}" for k, v in run_facts(r).items())
         lines.append(f"- **{md_escape(r.name)}** ({md_escape(r.path)}): {status_line(r)}"

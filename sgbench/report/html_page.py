@@ -11,6 +11,8 @@ import html
 import json
 from pathlib import Path
 
+from sgbench.rehearse.marker import NOTICE as REHEARSAL_NOTICE
+from sgbench.rehearse.marker import is_rehearsal
 from sgbench.report.render import table_html
 from sgbench.report.runs import find_prompts, run_facts, status_line
 from sgbench.report.samples import SampleGrid
@@ -52,6 +54,9 @@ def html_page(all_rs: list[RunSummaries], tables: list[Table], figures: list[tup
         parts.append(f"<li><b>{esc(r.name)}</b> (<code>{esc(str(r.path))}</code>): {esc(status_line(r))}"
                      + (f"; {facts}" if facts else "") + "</li>")
     parts.append("</ul>")
+    for r in runs:
+        if is_rehearsal(r.path):
+            parts.append(f'<div class="problem"><b>{esc(r.name)}: {esc(REHEARSAL_NOTICE)}</b></div>')
     for r in runs:
         if r.problem:
             parts.append(f'<div class="problem"><b>{esc(r.name)}: nothing to report:</b> {esc(r.problem)}.</div>')
