@@ -64,6 +64,14 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
     assert header[header.index("gflops"):header.index("gflops") + 3] == ["gflops", "gflops_attn", "images_per_s"]
     assert all(float(r["gflops_attn"]) > float(r["gflops"]) for r in rows)  # + the attention-score matmuls
     assert g["b-unguided"] < g["s-0001"] < g["s-0000"] < g["b-cfg"]  # sparser weak branch: cheaper
+    import optuna
+
+    url = f"sqlite:///{run_dir / 'study.db'}"
+    summaries = optuna.get_all_study_summaries(url, include_best_trial=False)
+    assert len(summaries) == 2  # the search and the baselines, objectives named as in trials.csv
+    for s in summaries:
+        assert optuna.load_study(study_name=s.study_name, storage=url).metric_names == [
+            "fd_classifier"]
     env = json.loads((run_dir / "env.json").read_text())
     assert env["device"] == "cpu" and env["packages"]["optuna"] and "time_utc" in env
     assert yaml.safe_load((run_dir / "suite.yaml").read_text())["sampler"]["solver"] == "euler"

@@ -392,8 +392,12 @@ class Suite:
                              f"must be < metrics.n_samples ({self.metrics.n_samples}); the last fidelity is n_samples itself")
 
     @property
+    def objective_keys(self) -> list[str]:
+        """The trials.csv keys of the search objective(s) (the first metric without a search)."""
+        s = self.search
+        return list(s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
+
+    @property
     def directions(self) -> list[str]:
         """Optuna directions of the search objective(s)."""
-        s = self.search
-        keys = (s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
-        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in keys]
+        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in self.objective_keys]

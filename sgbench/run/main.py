@@ -182,7 +182,8 @@ def _open(loaded, storage: str, study_name: str, rank: int):
         import zlib
 
         worker += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100003
-    return open_studies(storage, name, suite.directions, suite.search, bool(suite.methods), worker=worker)
+    return open_studies(storage, name, suite.directions, suite.search, bool(suite.methods), worker=worker,
+                        metric_names=suite.objective_keys)
 
 
 def _check_study_suite(studies, loaded, where: str) -> None:

@@ -264,10 +264,8 @@ class Runner:
             yield batch
 
     def _objective(self, metrics: dict, setting: GuidanceConfig, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
-        s = self.suite.search
-        keys = (s.objectives or [s.objective]) if s else [self.suite.metrics.metric_keys[0]]
         out = []
-        for k in keys:
+        for k in self.suite.objective_keys:
             if k == "gflops":
                 out.append(gflops if gflops == gflops else self.stages.gflops(setting))
             elif k == "images_per_s":
