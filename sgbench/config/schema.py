@@ -309,7 +309,7 @@ class BenchmarkConfig:
 @dataclass
 class ReportConfig:
     enabled: bool = True
-    out: Optional[str] = None  # default reports/<run name>
+    out: Optional[str] = None  # default results/<run>/report (the report lives with its run)
     sample_grid: int = 16  # images per trial saved as samples/<trial>.png (0: none)
     options: dict[str, Any] = field(default_factory=dict)  # passed to the report builder
 

@@ -258,7 +258,7 @@ def report_builder(cfg):
 
 
 def report_dir(loaded, run_dir: Path) -> Optional[Path]:
-    """report.out with {run} replaced, relative to the suite file (None: the default reports/<run>)."""
+    """report.out with {run} replaced, relative to the suite file (None: the default <run>/report)."""
     from sgbench.config.files import resolve_path
 
     out = loaded.suite.report.out
@@ -286,4 +286,4 @@ def make_report(build_report, run_dir: Path, loaded, log) -> None:
     except Exception as e:  # the results are safe on disk; the report can be rebuilt on its own
         log(f"report failed ({type(e).__name__}: {e}); the results are complete, retry with `sgbench report {run_dir}`")
         return
-    log(f"report: {path}")
+    log(f"report: {path / 'report.html'}")
