@@ -366,6 +366,11 @@ def category_table(all_rs: list[RunSummaries], breakdown: registry.Breakdown) ->
     return table
 
 
+def plain_text(v) -> str:
+    """A setting's value as the tables print it: '–' for none, floats by :g."""
+    return "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+
+
 def fidelity_text(n) -> str:
     """A sample count as the reports write fidelities: 200, 1k, 2.5k, 50k."""
     if not isinstance(n, int):
@@ -402,16 +407,13 @@ def settings_table(all_rs: list[RunSummaries]) -> Table | None:
     table = Table("settings", "All settings", "", header)
     marks = NoiseMarks()
 
-    def g(v):
-        return "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
-
     for rs, s in rows:
         st = s.setting
         row = ([Cell(rs.run.name)] if multi else []) + [
-            Cell(st.method_name), Cell(s.role), Cell(g(st.gamma_strong), numeric=True),
-            Cell(g(st.gamma_weak), numeric=True), Cell(g(st.omega), numeric=True)]
+            Cell(st.method_name), Cell(s.role), Cell(plain_text(st.gamma_strong), numeric=True),
+            Cell(plain_text(st.gamma_weak), numeric=True), Cell(plain_text(st.omega), numeric=True)]
         row += ([Cell(st.schedule or "–")] if schedules else []) + (
-            [Cell(g(st.n_samples), numeric=True)] if vary_n else []) + [Cell(str(len(s.seeds)), numeric=True)]
+            [Cell(plain_text(st.n_samples), numeric=True)] if vary_n else []) + [Cell(str(len(s.seeds)), numeric=True)]
         row += [Cell(f"pruned @{fidelity_text(st.n_samples)}" if s.pruned else "complete")] if any_pruned else []
         ref = None if s.pruned else rs.reference  # a lower fidelity is not comparable (FD is biased by N)
         table.rows.append(row + [marks.cell(s, c, ref) for c in metrics] + [value_cell(s, c) for c in costs])
@@ -430,17 +432,14 @@ def failed_table(all_rs: list[RunSummaries]) -> Table | None:
         return None
     multi = len(all_rs) > 1
 
-    def g(v):
-        return "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
-
     header = ([Cell("Run")] if multi else []) + [Cell("Trial"), Cell("Method"), Cell("γ_s"), Cell("γ_w"),
                                                  Cell("ω"), Cell("Error"), Cell("Traceback")]
     table = Table("failed", "Failed trials", "", header)
     for rs, f in items:
         st = f.setting
         table.rows.append(([Cell(rs.run.name)] if multi else []) + [
-            Cell(f.trial_id), Cell(st.method_name), Cell(g(st.gamma_strong)), Cell(g(st.gamma_weak)),
-            Cell(g(st.omega)), Cell(f.error or "(no error line recorded)"), Cell(f.traceback or "–")])
+            Cell(f.trial_id), Cell(st.method_name), Cell(plain_text(st.gamma_strong)), Cell(plain_text(st.gamma_weak)),
+            Cell(plain_text(st.omega)), Cell(f.error or "(no error line recorded)"), Cell(f.traceback or "–")])
     table.caption = ("Trials that failed, with the first line of their error; the traceback of every "
                      "attempt is in the run directory (Traceback); sgbench run SUITE --resume retries them.")
     return table
