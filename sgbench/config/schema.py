@@ -380,7 +380,7 @@ class BenchmarkConfig:
 @dataclass
 class ReportConfig:
     enabled: bool = True
-    out: Optional[str] = None  # default reports/<run name>
+    out: Optional[str] = None  # default results/<run>/report (the report lives with its run)
     sample_grid: int = 16  # images per trial saved as samples/<trial>.png (0: none)
     options: dict[str, Any] = field(default_factory=dict)  # passed to the report builder
 
@@ -483,8 +483,12 @@ class Suite:
             self.search is not None and method_spec(self.search.method).needs_weak_network)
 
     @property
+    def objective_keys(self) -> list[str]:
+        """The trials.csv keys of the search objective(s) (the first metric without a search)."""
+        s = self.search
+        return list(s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
+
+    @property
     def directions(self) -> list[str]:
         """Optuna directions of the search objective(s)."""
-        s = self.search
-        keys = (s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
-        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in keys]
+        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in self.objective_keys]

@@ -29,13 +29,15 @@ from sgbench.report.tables import RunSummaries, build_tables
 MANIFEST = "report.json"
 
 
+REPORT_DIR = "report"  # a run's report: results/<run>/report/
+
+
 def default_out_dir(run_dirs: list[Path]) -> Path:
-    """reports/<run>/ next to the results/ folder holding the run (else ./reports/<run>/);
-    several runs: reports/<run1>+<run2>[+...]/."""
-    first = Path(run_dirs[0]).resolve()
-    base = first.parent.parent / "reports" if first.parent.name == "results" else Path("reports")
-    name = "+".join(Path(d).resolve().name for d in run_dirs)
-    return base / name
+    """The report lives with its run: <run>/report/; a report of several runs lives with the
+    first one: <run1>/report+<run2>[+...]/."""
+    first = Path(run_dirs[0])
+    others = [Path(d).resolve().name for d in run_dirs[1:]]
+    return first / "+".join([REPORT_DIR, *others])
 
 
 def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
@@ -53,7 +55,6 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     for r in runs:
         if r.problem:
             lines += [f"> **{md_escape(r.name)}: nothing to report: {md_escape(r.problem)}.**", ""]
-        _failed_lines(r, lines)
     for t in tables:
         if t.key == "settings":
             continue
@@ -61,11 +62,12 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     if figures:
         lines += ["## Figures", ""]
         for caption, p in figures:
-            lines += [f"![{md_escape(caption)}](figures/{p.name})", "", f"*{md_escape(caption)}*", ""]
+            lines += [f"![{md_escape(_alt(caption))}](figures/{p.name})", "", f"*{md_escape(caption)}*", ""]
     if grids:
         lines += ["## Samples", ""]
         for g in grids:
-            lines += [f"![{md_escape(g.caption)}](figures/{g.path.name})", "", f"*{md_escape(g.caption)}*", ""]
+            lines += [f"[![{md_escape(_alt(g.caption))}](figures/{g.path.name})](figures/{g.full.name})", "",
+                      f"*{md_escape(g.caption)}*", ""]
     for t in tables:
         if t.key == "settings":
             lines += [f"## {md_escape(t.title)}", "", table_markdown(t), "", f"*{md_escape(t.caption)}*", ""]
@@ -73,14 +75,9 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _failed_lines(run: Run, lines: list[str]) -> None:
-    bad = run.trials[run.trials["status"] != "complete"]
-    if bad.empty:
-        return
-    errors = bad["error"] if "error" in bad.columns else [""] * len(bad)
-    ids = ", ".join(f"{md_escape(t)} ({s}{': ' + md_escape(e) if e else ''})"
-                    for t, s, e in zip(bad["trial_id"], bad["status"], errors))
-    lines += [f"Not complete in {md_escape(run.name)}: {ids}.", ""]
+def _alt(caption: str) -> str:
+    """A figure's alt text: its caption's first clause (the caption follows in full)."""
+    return caption.split("; ")[0].split(". ")[0]
 
 
 def check_target(out_dir: Path, sources: Optional[list[str]], force: bool) -> None:
@@ -158,7 +155,8 @@ def build_report(run_dirs, out_dir=None, *, force: bool = False) -> Path:
                     "primary": [rs.primary for rs in all_rs],
                     "problems": {r.name: r.problem for r in runs if r.problem},
                     "tables": [t.key for t in tables],
-                    "figures": [p.name for _, p in figures], "samples": [g.path.name for g in grids]}
+                    "figures": [p.name for _, p in figures], "samples": [g.path.name for g in grids],
+                    "samples_full": [g.full.name for g in grids]}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 directories
         _swap_in(tmp, out_dir)

@@ -213,7 +213,8 @@ def _open(loaded, storage: str, study_name: str, rank: int, cells: list) -> list
                                                                         .needs_weak_network) else None
         baselines = any(cell.runs(m.needs_weak_network) for m in suite.methods)
         out.append((cell, open_studies(storage, cell.study_name(name), suite.directions, search, baselines,
-                                       worker=worker, storage_object=rdb)))
+                                       worker=worker, storage_object=rdb,
+                                       metric_names=suite.objective_keys)))
     return out
 
 
@@ -291,7 +292,7 @@ def report_builder(cfg):
 
 
 def report_dir(loaded, run_dir: Path) -> Optional[Path]:
-    """report.out with {run} replaced, relative to the suite file (None: the default reports/<run>)."""
+    """report.out with {run} replaced, relative to the suite file (None: the default <run>/report)."""
     from sgbench.config.files import resolve_path
 
     out = loaded.suite.report.out
@@ -319,4 +320,4 @@ def make_report(build_report, run_dir: Path, loaded, log) -> None:
     except Exception as e:  # the results are safe on disk; the report can be rebuilt on its own
         log(f"report failed ({type(e).__name__}: {e}); the results are complete, retry with `sgbench report {run_dir}`")
         return
-    log(f"report: {path}")
+    log(f"report: {path / 'report.html'}")

@@ -228,6 +228,7 @@ class Runner:
         timer = SamplingTimer(min(self.suite.sampler.batch_size, task.stops[-1]))
         done = 0
         grid_images: list[np.ndarray] = []
+        grid_labels: list = []
         want_grid = self.suite.report.sample_grid
         metrics: dict = {}
         state = TrialState.COMPLETE
@@ -236,7 +237,9 @@ class Runner:
                 for idx, images, labels in self._timed(self.stages.stream(setting, seed, done, n), timer):
                     accs[seed].update(images, labels)
                     if seed == seeds[0] and len(grid_images) < want_grid:
-                        grid_images.extend(list(images[: want_grid - len(grid_images)]))
+                        room = want_grid - len(grid_images)
+                        grid_images.extend(list(images[:room]))
+                        grid_labels.extend(np.asarray(labels)[:room].tolist())
                     self.progress.update(len(idx))
             metrics = {seed: self.stages.compute(accs[seed]) for seed in seeds}
             done = n
@@ -251,7 +254,7 @@ class Runner:
                 for _ in self._timed(self.stages.stream(setting, seeds[0], 0, timer.full), timer):
                     pass
             ips = timer.images_per_s
-        self._save_grid(trial_id, grid_images)
+        self._save_grid(trial_id, grid_images, grid_labels)
         gflops = self.stages.gflops(setting)
         sweep = cell.columns(setting) if cell is not None else {}
         rows = [{"trial_id": trial_id, **setting.columns(), "n_samples": done, "seed": seed, **sweep, **metrics[seed],
@@ -282,10 +285,8 @@ class Runner:
             yield batch
 
     def _objective(self, metrics: dict, setting: GuidanceConfig, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
-        s = self.suite.search
-        keys = (s.objectives or [s.objective]) if s else [self.suite.metrics.metric_keys[0]]
         out = []
-        for k in keys:
+        for k in self.suite.objective_keys:
             if k == "gflops":
                 out.append(gflops if gflops == gflops else self.stages.gflops(setting))
             elif k == "images_per_s":
@@ -295,18 +296,14 @@ class Runner:
                 out.append(float(np.mean(vals)))
         return out
 
-    def _save_grid(self, trial_id: str, images: list) -> None:
-        if not images:
-            return
-        from PIL import Image
+    def _save_grid(self, trial_id: str, images: list, labels: list) -> None:
+        """samples/<trial>.png and its layout (`sgbench.run.sample_grid`), with each sample's caption
+        from the stages (T2I: its prompt)."""
+        if images:
+            from sgbench.run.sample_grid import write_grid
 
-        from sgbench.run.stages import images_to_grid
-
-        grid = images_to_grid(np.stack(images))
-        path = self.run_dir / "samples" / f"{trial_id}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")  # atomic: never a half-written PNG
-        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(tmp)
-        tmp.replace(path)
+            write_grid(self.run_dir / "samples" / f"{trial_id}.png", np.stack(images), labels,
+                       self.stages.captions(labels), self.suite.seeds[0])
 
     # ---- results ---------------------------------------------------------------------------------
     def write_csv(self) -> None:

@@ -86,6 +86,11 @@ class Stages(Protocol):
     def gflops_attn(self, setting: GuidanceConfig) -> float:
         """The same with attention-score matmuls (NaN when not counted)."""
 
+    def captions(self, labels) -> list[str]:
+        """A caption per sample of a report's sample grid (T2I: its prompt), given the labels or
+        sample ids `stream` yielded; [] when the samples need none (class ids)."""
+        return []
+
     def close(self) -> None:
         """Release workers and files."""
 
@@ -322,15 +327,3 @@ def recorded_columns(values: dict, keys) -> dict[str, float]:
     out = {k: float(values[k]) for k in keys if k in values}
     out.update({se_column(k): float(values[se_column(k)]) for k in keys if se_column(k) in values})
     return out
-
-
-def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
-    """uint8 [N, H, W, C] -> one uint8 [rows*H, cols*W, C] image (for samples/<trial>.png)."""
-    n, h, w, c = images.shape
-    cols = min(cols, n)
-    rows = -(-n // cols)
-    grid = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, q = divmod(i, cols)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = img
-    return grid

@@ -160,6 +160,11 @@ class T2IStages(ClassStages):
                                              device=self.device, indices=ids, autocast=sp.dtype):
             yield np.array([pos[int(i)] for i in idx]), images, np.asarray(idx)
 
+    def captions(self, labels) -> list[str]:
+        """Each sample's prompt (sample id s renders prompt s // images_per_prompt)."""
+        prompts = self.prompts.prompts
+        return [prompts[self.prompts.locate(int(s))[0]] for s in labels]
+
     # ---- metrics ------------------------------------------------------------------------
     def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):
         from sgbench.t2i.scoring import GenEvalAccumulator, HPSv3Accumulator
