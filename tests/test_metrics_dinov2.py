@@ -199,6 +199,11 @@ def test_a_bad_weights_file_exits_2_in_evaluate_and_run(tmp_path, weights, capsy
     err = capsys.readouterr().err
     assert code == 2 and "neither torch-hub's" in err and "Traceback" not in err
     assert not (tmp_path / "results").exists()  # refused before the run directory exists
+    suite = _tiny_suite(tmp_path, tmp_path / "absent.pth")
+    code = main(["run", str(suite), "--out", str(tmp_path / "results"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "suite.metrics.weights" in err and "dinov2_vitl14_pretrain.pth" in err
+    assert not (tmp_path / "results").exists()
 
 
 def _tiny_suite(tmp_path, weights_file):
