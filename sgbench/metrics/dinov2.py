@@ -231,10 +231,9 @@ def load_dinov2(path, device="cpu") -> tuple[DINOv2, str]:
     layout = detect_layout(state, config)
     if layout is None:
         expected = model_keys(config)
-        extra = sorted(set(state) - expected - {"mask_token"})
-        missing = sorted(expected - set(state))
-        what = "; ".join(x for x in (f"unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}" if extra else "",
-                                     f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "") if x)
+        differences = [(word, sorted(names)) for word, names in (
+            ("unexpected", set(state) - expected - {"mask_token"}), ("missing", expected - set(state))) if names]
+        what = "; ".join(f"{word} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}" for word, names in differences)
         raise UserError(f"{p} is neither torch-hub's (facebookresearch/dinov2) nor timm's DINOv2 layout ({what}); "
                         f"expected {WEIGHTS_HINT}")
     model = DINOv2(config)
