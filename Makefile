@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sgbench-setup
 
-.PHONY: setup quickstart quickstart-t2i test test-slow hpsv3-env geneval-cpu clean-venv
+.PHONY: setup quickstart quickstart-t2i test test-slow rehearse hpsv3-env geneval-cpu clean-venv
 
 setup: $(STAMP)
 
@@ -28,6 +28,13 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# `sgbench run suites/<suite>.yaml --rehearse` for each shipped GPU suite, one at a time, checked
+# (exit 0, the quality column in trials.csv, report.html) and timed. t2i_hpsv3 is skipped with a
+# warning without an HPSv3 environment (.hpsv3-env or $$SGBENCH_HPSV3_PYTHON), t2i_geneval without
+# mmdet (make geneval-cpu): a real run of either needs the same.
+rehearse: setup
+	$(BIN)/python benchmarks/rehearse_suites.py
 
 # HPSv3 runs in its own environment (it pins transformers==4.45.2): torch first, then hpsv3 with
 # torch pinned so pip keeps it, plus the two packages hpsv3 imports without declaring them.

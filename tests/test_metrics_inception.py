@@ -22,20 +22,11 @@ WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 
 @pytest.fixture(scope="module")
 def inception_weights(tmp_path_factory):
-    """torch-fidelity's InceptionV3 with random weights (He init keeps activations O(1)), fp16 on disk."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    """torch-fidelity's InceptionV3 with random weights (He init keeps activations O(1)): the
+    rehearsal's stand-in for the weights file."""
+    from sgbench.rehearse.inception import write_inception_weights
 
-    torch.manual_seed(0)
-    with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None), mock.patch(
-        "torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}
-    ):
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    path = tmp_path_factory.mktemp("inception") / WEIGHTS_NAME
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, path)
-    return path
+    return write_inception_weights(tmp_path_factory.mktemp("inception") / WEIGHTS_NAME, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def demo(tmp_path_factory):
 
 def test_report_files_figures_and_tables(demo):
     run, out = demo
-    assert out == run.parent.parent / "reports" / "demo"
+    assert out == run / "report"  # the report lives with its run
     names = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert "heatmap_fid_sg.png" in names and "cost_heatmap.png" in names and "pareto_fid.png" in names
     with Image.open(out / "figures" / "heatmap_fid_sg.png") as im:
@@ -57,7 +57,10 @@ def test_html_is_self_contained_and_escapes_user_strings(demo):
     assert imgs and all(s.startswith("data:image/png;base64,") for s in imgs)
     png = base64.b64decode(imgs[0].split(",", 1)[1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "href=" not in page  # nothing external
+    # the only links: each sample thumbnail to its full-resolution grid beside the page
+    links = set(re.findall(r'href="([^"]+)"', page))
+    assert links and all(re.fullmatch(r"figures/samples_[\w.+-]+_full\.png", h) for h in links)
+    assert all((out / h).is_file() for h in links)
 
 
 def test_script_in_run_name_and_trial_values_is_escaped(tmp_path):
@@ -95,7 +98,7 @@ def test_empty_and_failed_runs_say_so(tmp_path, capsys):
     assert cli(["report", str(failed), "--out", str(tmp_path / "o2")]) == 0
     md = (tmp_path / "o2" / "report.md").read_text()
     assert "nothing to report: no trial completed (3 failed)" in md
-    assert "t0000 (failed)" in md
+    assert "## Failed trials" in md and "| t0000 | Unguided | 0 | 0 | – | (no error line recorded) | – |" in md
     assert "no trial completed" in (tmp_path / "o2" / "report.html").read_text()
     assert "warning: failed: nothing to report" in capsys.readouterr().out
 
@@ -107,7 +110,7 @@ def test_two_runs_side_by_side(tmp_path):
         r["fid"] = round(r["fid"] + 1.0, 4)
     b = write_run(tmp_path / "results" / "masking", rows_b, grids=False)
     out = build_report([a, b])
-    assert out.name == "routing+masking"
+    assert out == a / "report+masking"  # with the first run
     md = (out / "report.md").read_text()
     assert "| Method | Run |" in md and "| routing |" in md and "| masking |" in md
     figs = sorted(p.name for p in (out / "figures").glob("*.png"))
@@ -142,3 +145,61 @@ def test_heatmap_colour_range_is_clipped_at_the_unguided_value():
     assert _clip_range(v, higher=True, reference=None) == (2.25, 10.0, 2.25)
     assert _clip_range(np.array([4.0, 4.0]), higher=False, reference=None) == (3.5, 4.5, None)
     assert _clip_range(np.array([4.0, 9.0]), higher=False, reference=None) == (4.0, 9.0, None)  # too few
+
+
+def test_report_lives_with_its_run_wherever_the_run_is(tmp_path, capsys):
+    run = write_run(tmp_path / "my-runs" / "r", small_rows(), grids=False)  # a root not named results
+    assert cli(["report", str(run)]) == 0
+    assert (run / "report" / "report.html").is_file()
+    assert f"wrote {run / 'report'}/" in capsys.readouterr().out
+    assert cli(["report", str(run), "--out", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "report.html").is_file()
+    assert json.loads((tmp_path / "elsewhere" / "report.json").read_text())["runs"] == [str(run.resolve())]
+
+
+def test_sample_grids_keep_their_full_resolution_and_get_a_legible_thumbnail(tmp_path):
+    run = write_run(tmp_path / "results" / "r", small_rows())  # 16 samples of 32 px, 8 a row
+    out = build_report([run])
+    manifest = json.loads((out / "report.json").read_text())
+    assert manifest["samples"] and len(manifest["samples"]) == len(manifest["samples_full"])
+    for thumb, full in zip(manifest["samples"], manifest["samples_full"]):
+        trial = full[len("samples_"):-len("_full.png")]
+        src = np.asarray(Image.open(run / "samples" / f"{trial}.png").convert("RGB"))
+        assert np.array_equal(np.asarray(Image.open(out / "figures" / full).convert("RGB")), src)
+        with Image.open(out / "figures" / thumb) as im:  # 256 x 64 grown 3x: 96 px a sample
+            assert im.size == (768, 192)
+            assert np.array_equal(np.asarray(im.convert("RGB"))[::3, ::3], src)  # nearest: pixels kept
+    md = (out / "report.md").read_text()
+    assert "](figures/samples_t0000.png)](figures/samples_t0000_full.png)" in md
+    page = (out / "report.html").read_text()
+    assert '<a href="figures/samples_t0000_full.png" title="full resolution"><img src="data:image/png;base64,' in page
+    assert 'width="768"' in page
+
+
+def test_text_to_image_grids_are_captioned_with_their_prompts(tmp_path):
+    from sgbench.report.html_page import css_width
+    from sgbench.report.samples import CAPTIONED_MAX
+
+    prompts = ["a photo of a red disk", "two blue squares <i>left</i> of a ring"]
+    run = write_run(tmp_path / "results" / "t2i", small_rows()[:3], captions=prompts)
+    out = build_report([run])
+    thumb = out / "figures" / "samples_t0000.png"
+    with Image.open(thumb) as im:
+        assert round(im.info["dpi"][0]) == 200 and im.width > 1500  # 4 samples a row, laid out in inches
+    assert 700 < css_width(thumb) < 1000  # shown at its size in inches: captions at >= 9 px
+    page = (out / "report.html").read_text()
+    assert "with each sample&#x27;s prompt" in page
+    assert html_escape(f"1. {prompts[0]}; 2. {prompts[1]}") in page  # alt text: every prompt, in order
+    assert page.count(html_escape(prompts[1])) >= CAPTIONED_MAX // 2
+    from sgbench.report.samples import collect_grids
+    from sgbench.report.tables import RunSummaries
+    from sgbench.report.runs import load_run
+
+    grids = collect_grids([RunSummaries.of(load_run(run))], tmp_path)
+    assert grids[0].prompts == [prompts[i % 2] for i in range(16)]
+
+
+def html_escape(text):
+    import html
+
+    return html.escape(text)

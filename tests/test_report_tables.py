@@ -62,25 +62,27 @@ def test_summary_table_rows_values_markdown_and_latex():
     labels = [(c.text, c.sub) for c, _ in selected_rows(rs)]
     assert labels == [("Unguided", ""), ("CFG", ""), ("SG", "FID"), ("SG", "FLOPs")]
     tables = build_tables([rs])
-    assert [t.key for t in tables] == ["summary", "settings"]
+    assert [t.key for t in tables] == ["summary", "settings", "failed"]
     md = table_markdown(tables[0])
     lines = md.splitlines()
     assert lines[0] == ("| Method | Sparsity γ_s / γ_w | ω | Seeds | FID ↓ | IS ↑ | GFLOPs ↓ | ΔGFLOPs ↓ |")
-    assert lines[2] == "| Unguided | – | – | 2 | 11.00 ± 1.41 | 89.0 ± 1.4 | **100.0** | 0 (baseline) |"
-    assert lines[3] == "| CFG | – | 1.5 | 2 | 5.00 | 95.0 | 200.0 | +100.0 |"
-    assert lines[4] == "| SG_FID | 0 / 0.5 | 2 | 2 | **4.10** ± 0.14 | **95.9** ± 0.1 | 166.0 | +66.0 |"
-    assert lines[5] == "| SG_FLOPs | 0.5 / 0.9 | 2 | 2 | 5.00 ± 0.14 | 95.0 ± 0.1 | 106.0 | +6.0 |"
+    # ± the standard error of the mean over 2 seeds: std / sqrt(2); no value is within noise of Unguided
+    assert lines[2] == "| Unguided | – | – | 2 | 11.00 ± 1.00 | 89.0 ± 1.0 | **100.0** | 0 (baseline) |"
+    assert lines[3] == "| CFG | – | 1.5 | 2 | 5.00 ± 0.00 | 95.0 ± 0.0 | 200.0 | +100.0 |"
+    assert lines[4] == "| SG_FID | 0 / 0.5 | 2 | 2 | **4.10** ± 0.10 | **95.9** ± 0.1 | 166.0 | +66.0 |"
+    assert lines[5] == "| SG_FLOPs | 0.5 / 0.9 | 2 | 2 | 5.00 ± 0.10 | 95.0 ± 0.1 | 106.0 | +6.0 |"
+    assert "Every tested difference to Unguided is beyond noise (|Δ| > 2 SE" in tables[0].caption
     tex = table_latex(tables[0])
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     assert r"Sparsity $\gamma_s$ / $\gamma_w$ & $\omega$ & Seeds & FID $\downarrow$" in tex
-    assert (r"SG$_{\mathrm{FID}}$ & 0 / 0.5 & 2 & 2 & \textbf{4.10}{\scriptsize\,$\pm$\,0.14} & "
+    assert (r"SG$_{\mathrm{FID}}$ & 0 / 0.5 & 2 & 2 & \textbf{4.10}{\scriptsize\,$\pm$\,0.10} & "
             r"\textbf{95.9}{\scriptsize\,$\pm$\,0.1} & 166.0 & +66.0 \\") in tex
-    assert r"Unguided & -- & -- & 2 & 11.00{\scriptsize\,$\pm$\,1.41}" in tex
+    assert r"Unguided & -- & -- & 2 & 11.00{\scriptsize\,$\pm$\,1.00}" in tex
 
 
 def test_settings_table_lists_every_completed_setting_sorted_by_quality():
     rs = RunSummaries.of(make_run(ROWS))
-    settings = build_tables([rs])[-1]
+    settings = {t.key: t for t in build_tables([rs])}["settings"]
     methods_fid = [(r[0].text, r[6].text) for r in settings.rows]
     assert methods_fid == [("Unguided", "11.00"), ("CFG", "5.00"), ("SG", "4.10"), ("SG", "5.00"), ("SG", "6.00")]
     assert r"\begin{longtable}" in table_latex(settings)
@@ -112,8 +114,8 @@ def test_multi_run_table_has_run_column_and_per_run_delta():
     table = build_tables([a, b])[0]
     md = table_markdown(table).splitlines()
     assert md[0].startswith("| Method | Run | Train sparsity | Sparsity γ_s / γ_w |")
-    assert "| SG_FID | routing | routing | 0 / 0.5 | 2 | 2 | **4.10** ± 0.14 |" in md[4]
-    assert "| SG_FID | masking | masking | 0 / 0.5 | 2 | 2 | 5.10 ± 0.14 |" in md[8]
+    assert "| SG_FID | routing | routing | 0 / 0.5 | 2 | 2 | **4.10** ± 0.10 |" in md[4]
+    assert "| SG_FID | masking | masking | 0 / 0.5 | 2 | 2 | 5.10 ± 0.10 |" in md[8]
 
 
 def test_escaping_of_user_strings():

@@ -64,15 +64,26 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
     assert header[header.index("gflops"):header.index("gflops") + 3] == ["gflops", "gflops_attn", "images_per_s"]
     assert all(float(r["gflops_attn"]) > float(r["gflops"]) for r in rows)  # + the attention-score matmuls
     assert g["b-unguided"] < g["s-0001"] < g["s-0000"] < g["b-cfg"]  # sparser weak branch: cheaper
+    import optuna
+
+    url = f"sqlite:///{run_dir / 'study.db'}"
+    summaries = optuna.get_all_study_summaries(url, include_best_trial=False)
+    assert len(summaries) == 2  # the search and the baselines, objectives named as in trials.csv
+    for s in summaries:
+        assert optuna.load_study(study_name=s.study_name, storage=url).metric_names == [
+            "fd_classifier"]
     env = json.loads((run_dir / "env.json").read_text())
     assert env["device"] == "cpu" and env["packages"]["optuna"] and "time_utc" in env
     assert yaml.safe_load((run_dir / "suite.yaml").read_text())["sampler"]["solver"] == "euler"
     assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == [
         "b-cfg.png", "b-unguided.png", "s-0000.png", "s-0001.png"]
+    layout = json.loads((run_dir / "samples" / "b-cfg.json").read_text())  # what the report cuts and scales
+    assert layout["tile"] == [32, 32] and layout["n"] == len(layout["labels"]) and layout["captions"] == []
     import importlib.util
 
-    if importlib.util.find_spec("sgbench.report") is not None:  # the report stage ran last
-        assert (tmp_path / "reports" / "tiny" / "report.md").is_file(), err
+    if importlib.util.find_spec("sgbench.report") is not None:  # the report stage ran last, into the run
+        assert (run_dir / "report" / "report.md").is_file(), err
+        assert f"report: {run_dir / 'report' / 'report.html'}" in err
 
 
 def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path, capsys, monkeypatch):
@@ -168,7 +179,7 @@ def test_the_quickstart_runs_end_to_end(tmp_path, capsys):
     assert float(by_id["b-cfg"]["class_acc"]) > float(by_id["b-unguided"]["class_acc"])
     for r in rows:
         assert 0 <= float(r["class_acc"]) <= 1 and float(r["fd_classifier"]) > 0 and float(r["gflops"]) > 0
-    assert (tmp_path / "reports" / "quickstart" / "report.html").is_file()
+    assert (tmp_path / "results" / "quickstart" / "report" / "report.html").is_file()
     # SG_FID-style cosine schedules on the shipped pair (weak network = the early checkpoint):
     # the two branches' rates mirror each other step by step, so the cost lies between 1 and 2 passes
     from sgbench.config import load_suite

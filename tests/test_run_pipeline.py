@@ -302,7 +302,9 @@ def test_throughput_follows_one_rule_for_every_trial(tmp_path):
     (run_dir / "samples").mkdir(parents=True)
     s = loaded.suite
     studies = open_studies(default_storage(run_dir), "run", s.directions, s.search, True)
-    runner = Runner(loaded, run_dir, Timed(loaded, "cpu", print), studies,
+    from sgbench.run.sweep import resolve_cells
+
+    runner = Runner(loaded, run_dir, Timed(loaded, "cpu", print), [(resolve_cells(loaded)[0], studies)],
                     RunOptions(progress=False, clock=lambda: clock[0]), log=lambda m: None)
     runner.run()
     got = rows(run_dir)

@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sgbench.config.schema import PruningConfig, RangeConfig, SearchConfig, SpaceConfig
+from sgbench.errors import UserError
 from sgbench.search import study as st
 from sgbench.search.space import grid_points, suggest
 from sgbench.search.store import LEAD, collect_rows, write_trials_csv
@@ -171,3 +172,14 @@ def test_two_copies_popped_at_once_by_two_workers_keep_exactly_one(tmp_path):
     a.search.enqueue_trial({"omega": 1.5}, user_attrs={st.WORK: "grid:0:1"})
     third = a.search.ask()
     assert st._duplicate(a.search, third, fixed)  # a finished copy keeps the work against any later one
+
+
+def test_studies_name_their_objectives_for_optuna_dashboard(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    names = ["fid", "gflops"]
+    st.open_studies(url, "s", ["minimize", "minimize"], SearchConfig(), has_baselines=True, metric_names=names)
+    st.open_studies(url, "s", ["minimize", "minimize"], SearchConfig(), has_baselines=True, metric_names=names)  # a joining worker
+    for study_name in ("s", "s.baselines"):
+        assert optuna.load_study(study_name=study_name, storage=url).metric_names == names
+    with pytest.raises(UserError, match="1 metric names for 2 objectives"):
+        st.open_studies(url, "t", ["minimize", "minimize"], SearchConfig(), has_baselines=False, metric_names=["fid"])

@@ -41,53 +41,25 @@ def _mmcv_ops_or_raising_stub(monkeypatch):
     deformable attention takes its pure-PyTorch path off-GPU. mmdet still imports `mmcv._ext`,
     so stand in a module whose every op raises: the test then also proves no compiled op ran."""
     import importlib
-    import importlib.machinery
-    import types
+
+    from sgbench.rehearse.geneval import raising_mmcv_ops
 
     try:
         importlib.import_module("mmcv._ext")
-        return
     except ImportError:
-        pass
-
-    class RaisingOps(types.ModuleType):
-        def __getattr__(self, name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-
-            def op(*args, **kwargs):
-                raise AssertionError(f"compiled mmcv op {name} called on CPU")
-
-            return op
-
-    stub = RaisingOps("mmcv._ext")
-    stub.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)  # pkgutil probes it
-    monkeypatch.setitem(sys.modules, "mmcv._ext", stub)
+        monkeypatch.setitem(sys.modules, "mmcv._ext", raising_mmcv_ops())
 
 
 def _random_mask2former(tmp_path, monkeypatch):
-    """(config path, checkpoint path) of GenEval's Swin-S Mask2Former with random weights."""
-    mmdet = pytest.importorskip("mmdet")
+    """(config path, checkpoint path, config) of GenEval's Swin-S Mask2Former with random weights."""
+    pytest.importorskip("mmdet")
     _mmcv_ops_or_raising_stub(monkeypatch)
-    import os
-
-    import torch
     from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
-    from sgbench.t2i.geneval import COCO_OBJECT_NAMES
+    from sgbench.rehearse.geneval import mask2former_config, write_mask2former
 
-    register_all_modules()
-    cfg_path = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "mask2former",
-                            "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py")
-    cfg = Config.fromfile(cfg_path)
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    ckpt = tmp_path / "m2f.pth"
-    torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": COCO_OBJECT_NAMES}}}, ckpt)
-    return cfg_path, ckpt, cfg
+    cfg_path = mask2former_config()
+    return str(cfg_path), write_mask2former(tmp_path / "m2f.pth", cfg_path, seed=0), Config.fromfile(str(cfg_path))
 
 
 @pytest.mark.slow
@@ -130,22 +102,17 @@ def test_geneval_suite_with_mask2former_and_open_clip(tmp_path, monkeypatch):
     (mmdet) and a tiny random open_clip model loaded from a weights file, over a tiny T2I DiT."""
     import csv
 
-    import torch
     import yaml
 
-    open_clip = pytest.importorskip("open_clip")
+    pytest.importorskip("open_clip")
     from sgbench.models.t2i_dit import T2IDiT, t2i_config
     from sgbench.models.text_encoders import TextEncoderSpec
+    from sgbench.rehearse.geneval import CLIP_ARCH, write_tiny_clip
     from sgbench.run.main import run_suite
     from sgbench.train.export import save_sgbench_model
 
     cfg_path, ckpt, _ = _random_mask2former(tmp_path, monkeypatch)
-    clip_cfg = {"embed_dim": 32, "quick_gelu": True,
-                "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
-                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    (tmp_path / "SgbenchTinyCLIP.json").write_text(json.dumps(clip_cfg))
-    open_clip.add_model_config(tmp_path / "SgbenchTinyCLIP.json")
-    torch.save(open_clip.create_model("SgbenchTinyCLIP").state_dict(), tmp_path / "clip.pt")
+    write_tiny_clip(tmp_path / "clip.pt")
 
     cfg = t2i_config("T2I-tiny", input_size=32, patch_size=4, in_channels=3, text_dim=16)
     meta = {"family": "t2i", "config": cfg.to_dict(), "parametrization": "velocity", "image_size": 32,
@@ -160,7 +127,7 @@ def test_geneval_suite_with_mask2former_and_open_clip(tmp_path, monkeypatch):
              "methods": [{"name": "cfg+sg", "method": "cfg+sg", "omega": 2.5, "gamma_strong": 0.2, "gamma_weak": 0.7}],
              "benchmark": {"kind": "geneval", "metadata": str(tmp_path / "meta.jsonl"), "detector_config": cfg_path,
                            "detector_checkpoint": str(ckpt), "clip_weights": str(tmp_path / "clip.pt"),
-                           "clip_arch": "SgbenchTinyCLIP", "options": {"threshold": 0.0}},
+                           "clip_arch": CLIP_ARCH, "options": {"threshold": 0.0}},
              "report": {"enabled": False}}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
     from sgbench.t2i import geneval_backends

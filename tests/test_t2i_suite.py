@@ -2,6 +2,7 @@
 shapes world (or HPSv3 through a fake-scorer worker) -> trials.csv, images, report."""
 
 import csv
+import html
 import json
 import sys
 
@@ -115,6 +116,14 @@ def test_geneval_suite_runs_baselines_and_search_and_keeps_images(tmp_path, caps
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## GenEval per tag" in report and f"{mean:.2f}" in report
     assert main(["check", str(run_dir), "--baseline", str(run_dir)]) == 0  # the gate reads T2I runs too
+    # each sample of a grid carries its prompt (sample id s renders prompt s // images_per_prompt),
+    # and the report captions the samples with them
+    layout = json.loads((run_dir / "samples" / "b-cfg+sg.json").read_text())
+    prompt_of = {int(r["filename"].split("/")[-3]): r["prompt"] for r in res}
+    assert layout["captions"] == [prompt_of[s // 2] for s in layout["labels"]] and layout["n"] == 12
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "with each sample&#x27;s prompt" in page and html.escape(layout["captions"][0]) in page
+    assert (tmp_path / "report" / "figures" / "samples_b-cfg-sg_full.png").is_file()
 
 
 def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
@@ -220,7 +229,7 @@ def test_the_t2i_quickstart_runs_end_to_end(tmp_path):
     # SG with gamma_strong = 0: one dense and one sparse pass, between 1 and 2 dense passes
     assert float(by_id["b-unguided"]["gflops"]) < float(by_id["b-sg"]["gflops"]) < float(by_id["b-cfg"]["gflops"])
     assert len(list((tmp_path / "results" / "t2i_quickstart" / "images" / "b-sg" / "seed0").glob("*/samples/*.png"))) == 268
-    report = (tmp_path / "reports" / "t2i_quickstart" / "report.md").read_text()
+    report = (tmp_path / "results" / "t2i_quickstart" / "report" / "report.md").read_text()
     assert "## GenEval per tag" in report
 
 

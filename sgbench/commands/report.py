@@ -8,11 +8,13 @@ def register(subparsers):
         "report", help="tables (Markdown, LaTeX), figures and an HTML page for one or more runs",
         description="Write report.md, tables.tex, report.html and figures/ for one run, or for "
                     "several runs side by side (a run column, overlaid Pareto plot). Runs are "
-                    "directories or names under results/. Re-running replaces the report of the "
-                    "same runs; a directory holding another report is refused unless --force.")
+                    "directories or names under results/. The report lives with its run "
+                    "(RUN_DIR/report/) unless --out names another directory. Re-running replaces "
+                    "the report of the same runs; a directory holding another report is refused "
+                    "unless --force.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directory or name under results/")
     p.add_argument("--out", metavar="DIR", default=None,
-                   help="output directory (default: reports/<run>/, or reports/<run1>+<run2>/)")
+                   help="output directory (default: RUN_DIR/report/; several runs: RUN_DIR1/report+<run2>/)")
     p.add_argument("--results", metavar="DIR", default="results",
                    help="where run names are looked up (default: results)")
     p.add_argument("--force", action="store_true",

@@ -24,6 +24,10 @@ def register(subparsers):
                         "(otherwise an existing run gets a new -N name)")
     p.add_argument("--max-trials", type=count_arg(1, MAX_TRIALS), default=None, metavar="N",
                    help="stop after N trials in this invocation (continue later with --resume)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="prove the suite end to end on the CPU in minutes: every baseline, 2 search points, one "
+                        "pruning rung at tiny sizes, stand-ins for missing files, in DIR/NAME-rehearsal "
+                        "(docs/rehearse.md)")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-trial lines still print)")
     return p
@@ -37,7 +41,8 @@ def main(args) -> int:
 
     try:
         result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name, max_trials=args.max_trials,
-                           report=not args.no_report, progress=not args.no_progress, argv=sys.argv)
+                           report=not args.no_report, progress=not args.no_progress, argv=sys.argv,
+                           rehearse=args.rehearse)
     except RunInterrupted as e:
         print(f"sgbench run: stopped by {e}", file=sys.stderr)
         return e.exit_code

@@ -9,7 +9,6 @@ from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
-from sgbench.guidance.vocabulary import method_spec
 from sgbench.secrets import redact_url, register_url
 
 ROOT = "suite"
@@ -20,6 +19,14 @@ HOW = {
                   "once from released SiT/TREAD/DiT/MaskDiT weights with `sgbench convert` (the suite's comments "
                   "say how), and set the path (or the ${...} variable) in the suite",
     "weak_checkpoint": "an earlier checkpoint of the same run, for autoguidance (keep early checkpoints when training)",
+    "sweep": "a checkpoint of the training run the sweep follows (keep checkpoints when training: `sgbench train` "
+             "keeps every train.keep_every steps; `sgbench train CONFIG --export-step STEP OUT` exports one)",
+    "lpips_alex": "torchvision's AlexNet weights alexnet-owt-7be5be79.pth (https://download.pytorch.org/models/), "
+                  "or a full lpips.LPIPS state dict, copied to this machine",
+    "lpips_vgg": "torchvision's VGG16 weights vgg16-397923af.pth (https://download.pytorch.org/models/), "
+                 "or a full lpips.LPIPS state dict, copied to this machine",
+    "lpips_squeeze": "torchvision's SqueezeNet 1.1 weights squeezenet1_1-b8a52dc0.pth "
+                     "(https://download.pytorch.org/models/), or a full lpips.LPIPS state dict, copied to this machine",
     "vae": "a local diffusers AutoencoderKL directory (stabilityai/sd-vae-ft-ema: config.json + "
            "diffusion_pytorch_model.safetensors), copied to this machine",
     "inception": "torch-fidelity's Inception weights weights-inception-2015-12-05-6726825d.pth (from the "
@@ -102,13 +109,19 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
     """Every user file the suite needs, with the key path and how to supply it."""
     refs = []
     m = suite.model
-    ck = resolve_path(m.checkpoint, base_dir)
-    refs.append(FileRef(f"{ROOT}.model.checkpoint", ck, "file", _how(ck, HOW["checkpoint"])))
-    uses_weak = any(x.needs_weak_network for x in suite.methods) or (
-        suite.search is not None and method_spec(suite.search.method).needs_weak_network)
-    if m.weak_checkpoint and uses_weak:
-        refs.append(FileRef(f"{ROOT}.model.weak_checkpoint", resolve_path(m.weak_checkpoint, base_dir), "file",
-                            HOW["weak_checkpoint"]))
+    if m.checkpoint is not None:
+        ck = resolve_path(m.checkpoint, base_dir)
+        refs.append(FileRef(f"{ROOT}.model.checkpoint", ck, "file", _how(ck, HOW["checkpoint"])))
+    for i, entry in enumerate(m.sweep):  # sgbench.run.sweep reads them by these keys
+        ck = resolve_path(entry.checkpoint, base_dir)
+        refs.append(FileRef(f"{ROOT}.model.sweep[{i}].checkpoint", ck, "file", _how(ck, HOW["sweep"])))
+    if suite.uses_weak_network:
+        if m.weak_checkpoint:
+            refs.append(FileRef(f"{ROOT}.model.weak_checkpoint", resolve_path(m.weak_checkpoint, base_dir), "file",
+                                HOW["weak_checkpoint"]))
+        for i, entry in enumerate(m.weak_sweep):
+            refs.append(FileRef(f"{ROOT}.model.weak_sweep[{i}].checkpoint", resolve_path(entry.checkpoint, base_dir),
+                                "file", HOW["weak_checkpoint"]))
     if m.text_encoder.get("path"):
         refs.append(FileRef(f"{ROOT}.model.text_encoder.path", resolve_path(str(m.text_encoder["path"]), base_dir),
                             "dir", HOW["text_encoder"]))
@@ -128,6 +141,9 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
     if mt.weights:
         w = resolve_path(mt.weights, base_dir)
         refs.append(FileRef(f"{ROOT}.metrics.weights", w, "file", _how(w, HOW.get(mt.extractor, HOW["weights"]))))
+    if mt.lpips is not None:
+        w = resolve_path(mt.lpips.weights, base_dir)
+        refs.append(FileRef(f"{ROOT}.metrics.lpips.weights", w, "file", HOW[f"lpips_{mt.lpips.net}"]))
     if mt.reference is not None and mt.reference.path:
         refs.append(FileRef(f"{ROOT}.metrics.reference.path", resolve_path(mt.reference.path, base_dir), "any",
                             HOW["reference"]))

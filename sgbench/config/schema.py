@@ -32,14 +32,50 @@ def _checked(path: str, check, *args):
 
 
 
+MAX_SWEEP = 256  # checkpoints in one sweep (a training run keeps tens, not thousands)
+
+
+@dataclass
+class SweepEntry:
+    """One checkpoint of a training run in a sweep: its file and, when the file does not record
+    it, its training iteration. A bare path string stands for `{checkpoint: PATH}`."""
+
+    checkpoint: str
+    step: Optional[int] = None  # training iteration; what the file records wins (sgbench files record it)
+
+    @staticmethod
+    def coerce(data: Any) -> Any:
+        return {"checkpoint": data} if isinstance(data, str) else data
+
+    def check(self, path: str) -> None:
+        if self.step is not None:
+            limits.check_count(self.step, f"{path}.step", 0, limits.MAX_TRAIN_STEPS)
+
+
+def _check_sweep(entries: list[SweepEntry], path: str) -> None:
+    limits.check_count(len(entries), f"{path} (count)", 1, MAX_SWEEP)
+    seen: dict = {}
+    for i, e in enumerate(entries):
+        for what, value in (("checkpoint", e.checkpoint), ("step", e.step)):
+            if value is None:
+                continue
+            if (what, value) in seen:
+                fail(f"{path}[{i}].{what}", f"repeats {path}[{seen[what, value]}] ({value!r}); each checkpoint once")
+            seen[what, value] = i
+
+
 @dataclass
 class ModelConfig:
-    checkpoint: str  # the main (strong) network
+    # the main (strong) network: one `checkpoint`, or a `sweep` of checkpoints of one training
+    # run (each (checkpoint, setting) is a trial; paper Fig. 5)
+    checkpoint: Optional[str] = None
+    sweep: list[SweepEntry] = field(default_factory=list)
     arch: Optional[str] = None  # preset ('SiT-XL/2') for checkpoints without sgbench metadata
     family: Optional[str] = None  # checkpoint layout when it cannot be inferred (dit, sit, tread, maskdit)
     routes: list[str] = field(default_factory=list)  # TREAD routes 'START-END'
     parametrization: Optional[str] = None  # velocity | rf | edm, when not in the checkpoint
     weak_checkpoint: Optional[str] = None  # autoguidance's earlier checkpoint
+    weak_sweep: list[SweepEntry] = field(default_factory=list)  # several auxiliary checkpoints (paper Fig. 7 right)
     vae: Optional[str] = None  # local diffusers AutoencoderKL directory, for latent models
     use_ema: bool = True
     trust_checkpoint: bool = False  # allow pickled Python objects besides tensors, containers, argparse Namespaces
@@ -47,6 +83,14 @@ class ModelConfig:
     text_encoder: dict[str, Any] = field(default_factory=dict)  # T2I: overrides of the stored encoder spec (path)
 
     def check(self, path: str) -> None:
+        if (self.checkpoint is None) == (not self.sweep):
+            fail(path, "give exactly one of checkpoint (one main network) or sweep (checkpoints of one training run)")
+        if self.weak_checkpoint is not None and self.weak_sweep:
+            fail(path, "give at most one of weak_checkpoint or weak_sweep")
+        if self.sweep:
+            _check_sweep(self.sweep, f"{path}.sweep")
+        if self.weak_sweep:
+            _check_sweep(self.weak_sweep, f"{path}.weak_sweep")
         for key, high in (("num_classes", limits.MAX_CLASSES), ("input_size", limits.MAX_IMAGE_SIDE),
                           ("in_channels", 4096)):
             v = self.options.get(key)
@@ -56,6 +100,14 @@ class ModelConfig:
             a, _, b = r.partition("-")
             if not (a.isdigit() and b.isdigit() and int(a) <= int(b)):
                 fail(f"{path}.routes[{i}]", f"expected 'START-END' with START <= END (e.g. '2-24'), got {r!r}")
+
+    @property
+    def has_weak(self) -> bool:
+        return bool(self.weak_checkpoint or self.weak_sweep)
+
+    @property
+    def is_sweep(self) -> bool:
+        return bool(self.sweep or self.weak_sweep)
 
 
 @dataclass
@@ -226,6 +278,22 @@ class ReferenceConfig:
 
 
 @dataclass
+class LpipsConfig:
+    """LPIPS between each guided sample and the conditional prediction from the same noise and
+    label (the unguided sample, method none at gamma 0; paper Fig. 7 left): column `lpips_cond`."""
+
+    # the backbone: torchvision's file (alexnet-owt-7be5be79.pth, vgg16-397923af.pth,
+    # squeezenet1_1-b8a52dc0.pth) or a full lpips.LPIPS state dict (backbone and linear heads)
+    weights: str
+    net: Literal["alex", "vgg", "squeeze"] = "alex"
+    n_samples: Optional[int] = None  # the first N samples of each trial and seed (default: all)
+
+    def check(self, path: str) -> None:
+        if self.n_samples is not None:
+            limits.check_count(self.n_samples, f"{path}.n_samples", 2, limits.MAX_SAMPLES)
+
+
+@dataclass
 class MetricsConfig:
     reference: Optional[ReferenceConfig] = None  # required for class-conditional suites
     # samples per trial and seed (the last fidelity); default 5000, T2I: every prompt x images_per_prompt
@@ -237,6 +305,7 @@ class MetricsConfig:
     # bootstrap replicates behind each metric's standard error (`<metric>_se`); 0: none
     bootstrap: int = 200
     gflops: bool = True  # columns gflops (fvcore's count, as the paper's tables) and gflops_attn
+    lpips: Optional[LpipsConfig] = None  # LPIPS to the conditional prediction (lpips_cond), paper Fig. 7 left
     throughput: Literal["sampling", "off"] = "sampling"
 
     @staticmethod
@@ -261,7 +330,9 @@ class MetricsConfig:
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
-        return tuple(self.keys) if self.keys else registry.provider_metrics(self.extractor)
+        """The quality columns a trial records: the extractor's (or `keys`), then LPIPS_cond."""
+        keys = tuple(self.keys) if self.keys else registry.provider_metrics(self.extractor)
+        return keys + ((registry.LPIPS_COND.key,) if self.lpips is not None else ())
 
 
 @dataclass
@@ -309,7 +380,7 @@ class BenchmarkConfig:
 @dataclass
 class ReportConfig:
     enabled: bool = True
-    out: Optional[str] = None  # default reports/<run name>
+    out: Optional[str] = None  # default results/<run>/report (the report lives with its run)
     sample_grid: int = 16  # images per trial saved as samples/<trial>.png (0: none)
     options: dict[str, Any] = field(default_factory=dict)  # passed to the report builder
 
@@ -351,11 +422,20 @@ class Suite:
             for m in (*self.methods, self.search):
                 if m is not None and method_spec(m.method).needs_weak_network:
                     fail(f"{path}.benchmark", f"{m.method} is not supported for text-to-image suites yet")
+            if self.model.sweep:
+                fail(f"{path}.model.sweep", "checkpoint sweeps are not supported for text-to-image suites yet; "
+                                            "run one suite per checkpoint and compare them with `sgbench check`")
+            if self.metrics.lpips is not None:
+                fail(f"{path}.metrics.lpips", "LPIPS to the conditional prediction is measured for class-conditional "
+                                              "suites only")
         else:
             if self.metrics.reference is None:
                 fail(f"{path}.metrics.reference", "required: the real images (path) or a built-in dataset")
             if self.metrics.n_samples is None:
                 self.metrics.n_samples = 5000
+            lp = self.metrics.lpips
+            if lp is not None and lp.n_samples is not None and lp.n_samples > self.metrics.n_samples:
+                fail(f"{path}.metrics.lpips.n_samples", f"must be <= metrics.n_samples ({self.metrics.n_samples})")
         self.metrics.check_keys(f"{path}.metrics")
         names = set()
         for i, m in enumerate(self.methods):
@@ -365,14 +445,19 @@ class Suite:
             if m.name in names:
                 fail(f"{path}.methods[{i}].name", f"duplicate method name {m.name!r}")
             names.add(m.name)
-            if m.needs_weak_network and not self.model.weak_checkpoint:
-                fail(f"{path}.methods[{i}].method", f"{m.method} needs model.weak_checkpoint (an earlier checkpoint)")
+            if m.needs_weak_network and not self.model.has_weak:
+                fail(f"{path}.methods[{i}].method", f"{m.method} needs model.weak_checkpoint (an earlier checkpoint) "
+                                                    "or model.weak_sweep")
         if not self.methods and self.search is None:
             fail(path, "nothing to run: give methods, search, or both")
+        if self.model.weak_sweep and not self.uses_weak_network:
+            fail(f"{path}.model.weak_sweep", "no method or search uses a weak network (ag, ag+sg): the sweep would "
+                                             "run nothing; remove it or add such a method")
         s = self.search
         if s is not None:
-            if method_spec(s.method).needs_weak_network and not self.model.weak_checkpoint:
-                fail(f"{path}.search.method", f"{s.method} needs model.weak_checkpoint (an earlier checkpoint)")
+            if method_spec(s.method).needs_weak_network and not self.model.has_weak:
+                fail(f"{path}.search.method", f"{s.method} needs model.weak_checkpoint (an earlier checkpoint) "
+                                              "or model.weak_sweep")
             known = self.metrics.metric_keys + registry.cost_keys()
             if s.objective is None:
                 s.objective = self.metrics.metric_keys[0]
@@ -392,8 +477,18 @@ class Suite:
                              f"must be < metrics.n_samples ({self.metrics.n_samples}); the last fidelity is n_samples itself")
 
     @property
+    def uses_weak_network(self) -> bool:
+        """Some method or the search runs the weak network (ag, ag+sg)."""
+        return any(m.needs_weak_network for m in self.methods) or (
+            self.search is not None and method_spec(self.search.method).needs_weak_network)
+
+    @property
+    def objective_keys(self) -> list[str]:
+        """The trials.csv keys of the search objective(s) (the first metric without a search)."""
+        s = self.search
+        return list(s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
+
+    @property
     def directions(self) -> list[str]:
         """Optuna directions of the search objective(s)."""
-        s = self.search
-        keys = (s.objectives or [s.objective]) if s else [self.metrics.metric_keys[0]]
-        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in keys]
+        return ["maximize" if registry.higher_is_better(k) else "minimize" for k in self.objective_keys]

@@ -3,7 +3,13 @@
 Uses the `lpips` package (its shipped linear heads, v0.1) with the torchvision backbone loaded
 from a local file: lpips would otherwise download it (`pnet_rand=False`), which fails offline.
 Backbone files are torchvision's: alexnet-owt-7be5be79.pth, vgg16-397923af.pth,
-squeezenet1_1-b8a52dc0.pth (full state dicts, or only their `features.*` entries).
+squeezenet1_1-b8a52dc0.pth (full state dicts, or only their `features.*` entries); a full
+`lpips.LPIPS` state dict (`net.*` and the `lin*` heads) loads as well.
+
+`sgbench run` records the suite metric `lpips_cond` with `LpipsAccumulator` (per-sample
+distances to aligned reference images, streamed; standard error by the Poisson bootstrap of
+`sgbench.metrics.bootstrap`); `sgbench.run.conditional` supplies the references.
+`write_standin_backbone` writes a random backbone in torchvision's layout (tests, rehearsals).
 """
 
 from __future__ import annotations
@@ -51,8 +57,51 @@ def load_lpips(backbone_weights, net: str = "alex", device="cpu", random_backbon
         warnings.simplefilter("ignore", UserWarning)  # torchvision's `pretrained=` deprecation, from lpips
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     if state is not None:
-        _load_backbone(model.net, state, path)
+        if _is_full_lpips(state):
+            _load_full(model, state, path)
+        else:
+            _load_backbone(model.net, state, path)
     return model.to(device).eval().requires_grad_(False)
+
+
+def _is_full_lpips(state) -> bool:
+    return isinstance(state, dict) and any(str(k).startswith("net.") for k in state) and any(
+        str(k).startswith("lin") for k in state)
+
+
+def _load_full(model: torch.nn.Module, state: dict, path) -> None:
+    """An lpips.LPIPS state dict: backbone and heads from the file (`lins.K` repeats `linK`)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(("lins.", "scaling_layer."))]
+    if missing:
+        raise UserError(f"LPIPS weights {path} lack {missing[0]!r} (an lpips file of another net?)")
+    wanted = {k: v for k, v in state.items() if k in own}
+    bad = [k for k, v in wanted.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        raise UserError(f"LPIPS weights {path} do not fit: {bad[0]} has shape {tuple(wanted[bad[0]].shape)}, "
+                        f"the {type(model.net).__name__} net {tuple(own[bad[0]].shape)}")
+    model.load_state_dict(wanted, strict=False)
+
+
+def write_standin_backbone(path, net: str = "alex", seed: int = 0) -> Path:
+    """A randomly initialised torchvision backbone (seeded) saved in the layout of torchvision's
+    file for `net` (BACKBONE_FILES), which `load_lpips` reads like the real one: the stand-in for
+    tests and for `sgbench run --rehearse`. Distances from it are meaningless."""
+    import torchvision
+
+    builders = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
+                "squeeze": torchvision.models.squeezenet1_1}
+    if net not in builders:
+        raise UserError(f"LPIPS net must be one of {', '.join(BACKBONE_FILES)}, got {net!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        features = builders[net](weights=None).features
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp)
+    tmp.replace(path)
+    return path
 
 
 def _load_backbone(pnet: torch.nn.Module, state: dict, path) -> None:
@@ -92,3 +141,41 @@ def lpips_distance(model, images_a, images_b, batch_size: int = 32, device: Opti
     dev = device or next(model.parameters()).device
     out = [model(a[i : i + batch_size].to(dev), b[i : i + batch_size].to(dev)).reshape(-1).cpu() for i in range(0, len(a), batch_size)]
     return torch.cat(out).numpy().astype(np.float64)
+
+
+class LpipsAccumulator:
+    """`update(images, references, positions)` per batch, `compute() -> {key, key_se}`: the mean
+    per-sample LPIPS between images and their aligned references (uint8 NHWC), and with
+    `bootstrap=B` its standard error, the replicates weighting sample i by the Poisson weights of
+    (seed, i) (`sgbench.metrics.bootstrap`), as every other metric of the trial."""
+
+    def __init__(self, model, key: str, bootstrap: int = 0, seed: int = 0, batch_size: int = 32):
+        self.model, self.key = model, key
+        self.replicates, self.seed, self.batch_size = int(bootstrap), int(seed), int(batch_size)
+        self._d: list[np.ndarray] = []
+        self._pos: list[np.ndarray] = []
+
+    @property
+    def count(self) -> int:
+        return sum(len(d) for d in self._d)
+
+    def update(self, images, references, positions) -> None:
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if len(pos) != len(images):
+            raise UserError(f"got {len(pos)} positions for {len(images)} images")
+        if len(pos):
+            self._d.append(lpips_distance(self.model, images, references, batch_size=self.batch_size))
+            self._pos.append(pos)
+
+    def compute(self) -> dict[str, float]:
+        from sgbench.metrics import bootstrap as bs
+        from sgbench.metrics.registry import se_column
+
+        if self.count < 1:
+            return {}
+        d, pos = np.concatenate(self._d), np.concatenate(self._pos)
+        out = {self.key: float(d.mean())}
+        if self.replicates:
+            w = bs.poisson_weights(self.seed, 0, int(pos.max()) + 1, self.replicates)[:, pos]
+            out[se_column(self.key)] = bs.mean_se(d, w)
+        return out

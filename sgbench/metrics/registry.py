@@ -263,6 +263,10 @@ FD = register_family("fd_", "FD_{}", False, headline=True)
 PRECISION_OF = register_family("precision_", "Prec._{}", True)
 RECALL_OF = register_family("recall_", "Rec._{}", True)
 CLASS_ACC = register_metric("class_acc", "Acc.", True, ".3f", provider="classifier", title="Class accuracy")
+# paper Fig. 7 left: mean LPIPS between a guided sample and the unguided (conditional) sample from
+# the same noise and label; lower = the guidance moved the sample less (sgbench.metrics.perceptual)
+LPIPS_COND = register_metric("lpips_cond", "LPIPS_cond", False, ".3f", provider="lpips",
+                             title="LPIPS to the conditional prediction")
 GFLOPS = register_metric("gflops", "GFLOPs", False, _gflops_format, provider="flops", cost=True)
 GFLOPS_ATTN = register_metric("gflops_attn", "GFLOPs (attn.)", False, _gflops_format, provider="flops", cost=True)
 IMAGES_PER_S = register_metric("images_per_s", "img/s", True, provider="throughput", cost=True)

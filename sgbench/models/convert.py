@@ -53,5 +53,8 @@ def convert_checkpoint(spec, out, force: bool = False) -> tuple[Path, dict]:
     source = {"file": src.name, "format": ck.fmt, "entry": ck.entry, "sha256": _sha256(src)}
     if ck.meta:
         source["metadata"] = {k: v for k, v in ck.meta.items() if k not in ("family", "config", "parametrization")}
-    save_sgbench_safetensors(out, model, param, {"converted_from": source})
+    extra = {"converted_from": source}
+    if ck.step is not None:  # the source's training iteration (checkpoint sweeps read it)
+        extra["train_steps"] = ck.step
+    save_sgbench_safetensors(out, model, param, extra)
     return out, read_sgbench_metadata(out)

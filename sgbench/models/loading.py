@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
 import re
@@ -103,6 +104,7 @@ class Checkpoint:
     args: Optional[dict] = None  # a train file's own 'args' (argparse Namespace or dict), as a dict
     path: str = ""
     entry: Optional[str] = None  # the top-level key the weights came from ('ema', 'model_state_dict', ...)
+    step: Optional[int] = None  # the training iteration the file records (None: it records none)
 
 
 def _one_line(e: BaseException) -> str:
@@ -113,8 +115,8 @@ def _one_line(e: BaseException) -> str:
 def read_checkpoint(path, use_ema: bool = True, trust: bool = False, lazy: bool = False) -> Checkpoint:
     """Read any supported file into a bare state dict plus whatever metadata it carries.
 
-    `lazy`: only what describes the file (safetensors: metadata and key names; torch files are
-    memory-mapped), for checks before anything is built."""
+    `lazy`: only what describes the file (safetensors: metadata and tensor shapes on the meta
+    device; torch files are memory-mapped), for checks before anything is built."""
     p = require_file(path, "checkpoint")
     if p.suffix == ".safetensors":
         return _read_safetensors(p, lazy)
@@ -150,7 +152,8 @@ def _read_safetensors(p: Path, lazy: bool = False) -> Checkpoint:
 
         with safe_open(str(p), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            sd = {k: (torch.empty(0) if lazy else f.get_tensor(k)) for k in f.keys()}
+            sd = {k: (torch.empty(f.get_slice(k).get_shape(), device="meta") if lazy else f.get_tensor(k))
+                  for k in f.keys()}
     except Exception as e:
         raise UserError(f"cannot read safetensors checkpoint {p}: {_one_line(e)}") from None
     meta = None
@@ -161,7 +164,28 @@ def _read_safetensors(p: Path, lazy: bool = False) -> Checkpoint:
             raise UserError(f"checkpoint {p}: metadata '{METADATA_KEY}' is not valid JSON ({e})") from None
         _check_meta(meta, p)
     sd, edm = _strip_prefixes(sd)
-    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm, path=str(p))
+    return Checkpoint(sd, "sgbench-safetensors" if meta else "safetensors", meta, edm, path=str(p),
+                      step=_meta_step(meta))
+
+
+def _meta_step(meta: Optional[dict]) -> Optional[int]:
+    """The training iteration sgbench metadata records: `train.steps` (`sgbench train` exports),
+    else `train_steps` (files written by `save_sgbench_safetensors(extra=...)`)."""
+    if not meta:
+        return None
+    train = meta.get("train")
+    value = train.get("steps") if isinstance(train, dict) else None
+    return _as_step(meta.get("train_steps") if value is None else value)
+
+
+def _as_step(value) -> Optional[int]:
+    """A recorded iteration, or None for anything that is not one (such a file records no step:
+    a sweep then asks for it, and nothing else reads it)."""
+    if torch.is_tensor(value) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return int(value) if value == int(value) else None
 
 
 def _check_meta(meta, p) -> None:
@@ -210,7 +234,9 @@ def _select(obj, p: Path, use_ema: bool) -> Checkpoint:
     sd, edm = _strip_prefixes(sd)
     args = obj.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, dict) else None
-    return Checkpoint(sd, fmt, meta, edm, args, str(p), entry)
+    # sgbench train and CompVis/tread train files record their iteration as 'step'
+    step = _as_step(obj.get("step"))
+    return Checkpoint(sd, fmt, meta, edm, args, str(p), entry, step)
 
 
 def _train_meta(config: dict) -> dict:
@@ -436,6 +462,14 @@ def _no_record_message(ck: Checkpoint) -> str:
     return (f"checkpoint {ck.path} ({what.get(ck.fmt, ck.fmt)}) does not record how it was trained: set parametrization "
             f"(suite: model.parametrization, CLI: --parametrization) to one of {choices} "
             f"(`sgbench convert SRC OUT.safetensors --parametrization P` records it once)")
+
+
+def checkpoint_facts(spec: ModelSpec) -> Checkpoint:
+    """The file's own description without its weights (lazy read: metadata, recorded step, tensor
+    shapes), after the checks of `check_model_spec`."""
+    ck = read_checkpoint(spec.checkpoint, spec.use_ema, spec.trust_checkpoint, lazy=True)
+    resolve_parametrization(spec, ck)
+    return ck
 
 
 def check_model_spec(spec: ModelSpec) -> str:

@@ -1,4 +1,5 @@
-"""Seeds -> one summary per setting (mean, std, standard error). Pure functions."""
+"""Seeds -> one summary per setting (mean, std, standard error); failed trials as records.
+Pure functions."""
 
 from __future__ import annotations
 
@@ -77,10 +78,30 @@ class Summary:
     trial_ids: tuple
     stats: dict = field(default_factory=dict)  # column -> Stat
     per_seed: dict = field(default_factory=dict)  # column -> {seed: value}
+    status: str = "complete"  # or "pruned": measured at setting.n_samples (its fidelity) only
 
     def mean(self, column: str) -> float:
         s = self.stats.get(column)
         return s.mean if s else math.nan
+
+    def se(self, column: str) -> float:
+        s = self.stats.get(column)
+        return s.se if s else math.nan
+
+    @property
+    def pruned(self) -> bool:
+        return self.status == "pruned"
+
+
+@dataclass(frozen=True)
+class FailedTrial:
+    """A failed trial of trials.csv: its setting, first error line and traceback file (if kept)."""
+
+    trial_id: str
+    setting: Setting
+    role: str
+    error: str
+    traceback: str  # "errors/<trial_id>.txt" relative to the run directory, or ""
 
 
 def setting_of(row) -> Setting:
@@ -93,9 +114,10 @@ def stat_of(values, ses=None) -> Stat:
     return Stat(*seed_mean_se(list(values), ses))
 
 
-def summarise(trials: pd.DataFrame) -> list[Summary]:
-    """One Summary per setting over the *complete* rows, in order of first appearance."""
-    done = trials[trials["status"] == "complete"]
+def summarise(trials: pd.DataFrame, status: str = "complete") -> list[Summary]:
+    """One Summary per setting over the rows of one status (complete, or pruned: then the
+    setting's n_samples is the fidelity it reached), in order of first appearance."""
+    done = trials[trials["status"] == status]
     columns = [c for c in done.columns if is_metric(c) or c in COST_COLUMNS]
     groups: dict[Setting, list[int]] = {}
     for i, row in done.iterrows():
@@ -104,7 +126,7 @@ def summarise(trials: pd.DataFrame) -> list[Summary]:
     for setting, idx in groups.items():
         rows = done.loc[idx]
         summary = Summary(setting, "baseline" if (rows["role"] == "baseline").any() else "search",
-                          tuple(rows["seed"]), tuple(rows["trial_id"]))
+                          tuple(rows["seed"]), tuple(rows["trial_id"]), status=status)
         for col in columns:
             ses = list(rows[col + SE_SUFFIX]) if col + SE_SUFFIX in rows.columns else None
             stat = stat_of(list(rows[col]), ses)
@@ -114,6 +136,21 @@ def summarise(trials: pd.DataFrame) -> list[Summary]:
                                          if not math.isnan(v)}
         out.append(summary)
     return out
+
+
+def failed_trials(trials: pd.DataFrame, run_dir=None) -> list[FailedTrial]:
+    """One record per failed trial id (a failed trial has one row; several seeds share it)."""
+    from pathlib import Path
+
+    bad = trials[trials["status"] == "failed"]
+    out: dict[str, FailedTrial] = {}
+    for _, row in bad.iterrows():
+        tid = row["trial_id"]
+        if tid in out:
+            continue
+        tb = f"errors/{tid}.txt" if run_dir is not None and (Path(run_dir) / "errors" / f"{tid}.txt").is_file() else ""
+        out[tid] = FailedTrial(tid, setting_of(row), row["role"], str(row.get("error", "") or ""), tb)
+    return list(out.values())
 
 
 def better(column: str, a: float, b: float) -> bool:

@@ -16,29 +16,37 @@ from pathlib import Path
 from typing import Optional
 
 from sgbench.errors import UserError
+from sgbench.rehearse.marker import NOTICE as REHEARSAL_NOTICE
+from sgbench.rehearse.marker import is_rehearsal
 from sgbench.report.figures import build_figures
 from sgbench.report.html_page import html_page
 from sgbench.report.render import md_escape, table_markdown, tables_latex
 from sgbench.report.runs import Run, load_run, run_facts, status_line
 from sgbench.report.samples import collect_grids
+from sgbench.report.sweep_figures import SweepReport
 from sgbench.report.tables import RunSummaries, build_tables
 
 MANIFEST = "report.json"
 
 
+REPORT_DIR = "report"  # a run's report: results/<run>/report/
+
+
 def default_out_dir(run_dirs: list[Path]) -> Path:
-    """reports/<run>/ next to the results/ folder holding the run (else ./reports/<run>/);
-    several runs: reports/<run1>+<run2>[+...]/."""
-    first = Path(run_dirs[0]).resolve()
-    base = first.parent.parent / "reports" if first.parent.name == "results" else Path("reports")
-    name = "+".join(Path(d).resolve().name for d in run_dirs)
-    return base / name
+    """The report lives with its run: <run>/report/; a report of several runs lives with the
+    first one: <run1>/report+<run2>[+...]/."""
+    first = Path(run_dirs[0])
+    others = [Path(d).resolve().name for d in run_dirs[1:]]
+    return first / "+".join([REPORT_DIR, *others])
 
 
 def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     runs = [rs.run for rs in all_rs]
     title = " vs ".join(r.name for r in runs)
     lines = [f"# sgbench report: {md_escape(title)}", ""]
+    for r in runs:
+        if is_rehearsal(r.path):
+            lines += [f"> **{md_escape(r.name)}: {md_escape(REHEARSAL_NOTICE)}**", ""]
     for r in runs:
         facts = "; ".join(f"{md_escape(k)}: {md_escape(v)}" for k, v in run_facts(r).items())
         lines.append(f"- **{md_escape(r.name)}** ({md_escape(r.path)}): {status_line(r)}"
@@ -47,7 +55,6 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     for r in runs:
         if r.problem:
             lines += [f"> **{md_escape(r.name)}: nothing to report: {md_escape(r.problem)}.**", ""]
-        _failed_lines(r, lines)
     for t in tables:
         if t.key == "settings":
             continue
@@ -55,11 +62,12 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     if figures:
         lines += ["## Figures", ""]
         for caption, p in figures:
-            lines += [f"![{md_escape(caption)}](figures/{p.name})", "", f"*{md_escape(caption)}*", ""]
+            lines += [f"![{md_escape(_alt(caption))}](figures/{p.name})", "", f"*{md_escape(caption)}*", ""]
     if grids:
         lines += ["## Samples", ""]
         for g in grids:
-            lines += [f"![{md_escape(g.caption)}](figures/{g.path.name})", "", f"*{md_escape(g.caption)}*", ""]
+            lines += [f"[![{md_escape(_alt(g.caption))}](figures/{g.path.name})](figures/{g.full.name})", "",
+                      f"*{md_escape(g.caption)}*", ""]
     for t in tables:
         if t.key == "settings":
             lines += [f"## {md_escape(t.title)}", "", table_markdown(t), "", f"*{md_escape(t.caption)}*", ""]
@@ -67,14 +75,9 @@ def markdown_page(all_rs, tables, figures, grids, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _failed_lines(run: Run, lines: list[str]) -> None:
-    bad = run.trials[run.trials["status"] != "complete"]
-    if bad.empty:
-        return
-    errors = bad["error"] if "error" in bad.columns else [""] * len(bad)
-    ids = ", ".join(f"{md_escape(t)} ({s}{': ' + md_escape(e) if e else ''})"
-                    for t, s, e in zip(bad["trial_id"], bad["status"], errors))
-    lines += [f"Not complete in {md_escape(run.name)}: {ids}.", ""]
+def _alt(caption: str) -> str:
+    """A figure's alt text: its caption's first clause (the caption follows in full)."""
+    return caption.split("; ")[0].split(". ")[0]
 
 
 def check_target(out_dir: Path, sources: Optional[list[str]], force: bool) -> None:
@@ -133,13 +136,14 @@ def build_report(run_dirs, out_dir=None, *, force: bool = False) -> Path:
     check_target(out_dir, resolved, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
-    all_rs = [RunSummaries.of(r) for r in runs]
+    sweeps = SweepReport.of(runs)  # checkpoint sweeps: the ordinary parts read the newest checkpoint
+    all_rs = [RunSummaries.of(r) for r in sweeps.views]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         fig_dir = tmp / "figures"
         fig_dir.mkdir()
-        tables = build_tables(all_rs)
-        figures = build_figures(all_rs, fig_dir)
+        tables = build_tables(all_rs) + sweeps.tables()
+        figures = build_figures(all_rs, fig_dir) + sweeps.figures(all_rs, fig_dir)
         grids = collect_grids(all_rs, fig_dir)
         (tmp / "report.md").write_text(markdown_page(all_rs, tables, figures, grids, out_dir), encoding="utf-8")
         source = ", ".join(names)
@@ -151,7 +155,8 @@ def build_report(run_dirs, out_dir=None, *, force: bool = False) -> Path:
                     "primary": [rs.primary for rs in all_rs],
                     "problems": {r.name: r.problem for r in runs if r.problem},
                     "tables": [t.key for t in tables],
-                    "figures": [p.name for _, p in figures], "samples": [g.path.name for g in grids]}
+                    "figures": [p.name for _, p in figures], "samples": [g.path.name for g in grids],
+                    "samples_full": [g.full.name for g in grids]}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700 directories
         _swap_in(tmp, out_dir)

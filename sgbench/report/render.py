@@ -10,11 +10,16 @@ import html
 
 from sgbench.report.tables import Cell, Table
 
-def _cell(c: Cell, esc, sub: str, bold: str, pm: str, arrow: str) -> str:
-    """A cell in one format: escaped text, subscript, bold, ± part and arrow templates."""
+# how each format writes the within-noise mark (tables.WITHIN_NOISE) as a superscript
+_MARKS = {"md": "{}", "tex": r"$^{{\dagger}}$", "html": "<sup>{}</sup>"}
+
+
+def _cell(c: Cell, esc, sub: str, bold: str, pm: str, arrow: str, mark: str = "{}") -> str:
+    """A cell in one format: escaped text, subscript, bold, mark, ± part and arrow templates."""
     core = sub.format(esc(c.text), esc(c.sub)) if c.sub else esc(c.text)
     if c.bold:
         core = bold.format(core)
+    core += mark.format(esc(c.mark)) if c.mark else ""
     return core + (pm.format(esc(c.pm)) if c.pm else "") + (arrow.format(esc(c.arrow)) if c.arrow else "")
 
 
@@ -46,6 +51,7 @@ _TEX_SPECIAL = {
     "<": r"\textless{}", ">": r"\textgreater{}", "\n": " ", "\r": " ",
     "γ": r"$\gamma$", "ω": r"$\omega$", "Δ": r"$\Delta$", "±": r"$\pm$", "−": r"$-$",
     "–": "--", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "→": r"$\rightarrow$",
+    "†": r"$^{\dagger}$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "·": r"$\cdot$",
 }
 
 
@@ -56,7 +62,8 @@ def tex_escape(text: str) -> str:
 
 
 def tex_cell(c: Cell) -> str:
-    return _cell(c, tex_escape, r"{}$_{{\mathrm{{{}}}}}$", r"\textbf{{{}}}", r"{{\scriptsize\,$\pm$\,{}}}", " {}")
+    return _cell(c, tex_escape, r"{}$_{{\mathrm{{{}}}}}$", r"\textbf{{{}}}", r"{{\scriptsize\,$\pm$\,{}}}", " {}",
+                 _MARKS["tex"])
 
 
 def table_latex(t: Table, label_prefix: str = "tab:sgbench") -> str:
@@ -81,6 +88,8 @@ def table_latex(t: Table, label_prefix: str = "tab:sgbench") -> str:
 
 
 def tables_latex(tables: list[Table], source: str) -> str:
+    """Every table but the failed-trials list (for reading, not for papers)."""
+    tables = [t for t in tables if t.key != "failed"]
     head = [f"% sgbench report tables for {tex_escape(source)}",
             r"% needs \usepackage{booktabs}, \usepackage{graphicx} (\resizebox), \usepackage{longtable}", ""]
     return "\n".join(head) + "\n\n".join(table_latex(t) for t in tables) + "\n"
@@ -89,7 +98,8 @@ def tables_latex(tables: list[Table], source: str) -> str:
 # ---------------------------------------------------------------- HTML
 def html_cell(c: Cell, tag: str = "td") -> str:
     cls = ' class="num"' if c.numeric else ""
-    return f"<{tag}{cls}>{_cell(c, html.escape, '{}<sub>{}</sub>', '<b>{}</b>', ' <small>± {}</small>', ' {}')}</{tag}>"
+    text = _cell(c, html.escape, '{}<sub>{}</sub>', '<b>{}</b>', ' <small>± {}</small>', ' {}', _MARKS["html"])
+    return f"<{tag}{cls}>{text}</{tag}>"
 
 
 def table_html(t: Table) -> str:

@@ -133,6 +133,9 @@ def normalise_trials(df: pd.DataFrame, where: str) -> pd.DataFrame:
     out["status"] = status
     if "error" in df.columns:  # a failed trial's first error line (sgbench run writes it)
         out["error"] = [_norm_str(v) for v in df["error"]]
+    from sgbench.report.sweep import normalise_columns
+
+    normalise_columns(df, out)  # a checkpoint sweep's step / checkpoint columns
     if (out["method"] == "").any():
         raise UserError(f"{where}: empty 'method' in row {int((out['method'] == '').values.argmax()) + 2}")
     numeric = [c for c in df.columns if is_metric(c) or c in COST_COLUMNS or

@@ -56,9 +56,23 @@ def trial_rows(seeds=(0, 1, 2), gammas=(0.0, 0.25, 0.5, 0.75, 0.9), omegas=(1.3,
     return rows
 
 
+def sample_images(n: int = 16, size: int = 32, rng_seed: int = 0) -> np.ndarray:
+    """n uint8 [size, size, 3] images: a bright disk on a dark gradient (shapes-like stand-ins)."""
+    rng = np.random.default_rng(rng_seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for k in range(n):
+        bg = (0.1 + 0.25 * (xx * rng.random() + yy * rng.random()))[..., None] * rng.random(3)
+        cy, cx, r = rng.uniform(0.3, 0.7, 2).tolist() + [rng.uniform(0.12, 0.3)]
+        disk = ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)[..., None]
+        out[k] = (255 * np.where(disk, 0.35 + 0.65 * rng.random(3), bg)).clip(0, 255).astype(np.uint8)
+    return out
+
+
 def write_run(path: str | Path, rows: list[dict] | None = None, suite: str | None = None,
-              grids: bool = True) -> Path:
-    """Write a run directory in the layout of docs/design.md ("run directory")."""
+              grids: bool = True, captions: list[str] | None = None) -> Path:
+    """Write a run directory in the layout of docs/design.md ("run directory"); `captions`
+    (prompts) make its sample grids text-to-image ones, sample i captioned captions[i % len]."""
     path = Path(path)
     (path / "samples").mkdir(parents=True, exist_ok=True)
     rows = trial_rows() if rows is None else rows
@@ -73,12 +87,12 @@ def write_run(path: str | Path, rows: list[dict] | None = None, suite: str | Non
     (path / "env.json").write_text(json.dumps({"device": "cpu", "git_commit": "0000000",
                                                "start_time": "2026-01-01T00:00:00Z"}))
     if grids:
-        from PIL import Image
+        from sgbench.run.sample_grid import write_grid
 
-        rng = np.random.default_rng(0)
-        for r in rows:
-            img = (rng.random((4, 4, 3)) * 255).astype(np.uint8).repeat(16, 0).repeat(16, 1)
-            Image.fromarray(img).save(path / "samples" / f"{r['trial_id']}.png")
+        for k, r in enumerate(rows):
+            images = sample_images(16, 32, k)
+            caps = [captions[i % len(captions)] for i in range(16)] if captions else []
+            write_grid(path / "samples" / f"{r['trial_id']}.png", images, range(16), caps)
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Optional
 
 from sgbench.config.loader import load_suite
 from sgbench.errors import UserError
+from sgbench.guidance.vocabulary import method_spec
 from sgbench.run.signals import Interrupts
 from sgbench.secrets import redact
 
@@ -60,30 +61,37 @@ class _HeldLog:
 
 def run_suite(suite_path, out="results", resume: bool = False, name=None, max_trials=None,
               report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None,
-              retry_failed: Optional[bool] = None) -> RunResult:
+              retry_failed: Optional[bool] = None, rehearse: bool = False) -> RunResult:
     """Run (or resume) a suite; returns the run directory and what is left (`exit_code`).
 
     stages_factory(loaded, device, log) -> Stages replaces the real model/metric stages (tests).
     retry_failed: re-queue failed trials first (default: with --resume). SIGINT and SIGTERM
     raise `sgbench.run.signals.RunInterrupted` after re-queuing the trial in progress.
+    rehearse: tiny sizes and stand-ins for missing files, in a rehearsal directory (sgbench.rehearse).
     """
     say = _HeldLog(log or _log_to_stderr)
     interrupts = Interrupts()
     with interrupts.installed():
         return _run(suite_path, Path(out), resume, name, max_trials, report, progress,
                     list(argv if argv is not None else sys.argv), say, stages_factory,
-                    resume if retry_failed is None else retry_failed, interrupts)
+                    resume if retry_failed is None else retry_failed, interrupts, rehearse)
 
 
 def _run(suite_path, root: Path, resume, name, max_trials, report, progress, argv, log, stages_factory,
-         retry_failed, interrupts: Interrupts) -> RunResult:
+         retry_failed, interrupts: Interrupts, rehearse: bool = False) -> RunResult:
     from sgbench.run import rundir
     from sgbench.run.env import environment
     from sgbench.run.stages import pick_device
     from sgbench.search.study import default_storage, record_suite
 
     started = time.perf_counter()
-    loaded = load_suite(suite_path)  # fails fast: bad keys, values, every missing file
+    loaded = load_suite(suite_path, check_files=not rehearse)  # fails fast: bad keys, values, every missing file
+    rehearsal = None
+    if rehearse:
+        from sgbench.rehearse.session import Rehearsal
+
+        rehearsal = Rehearsal(loaded, root, name, resume, log)  # tiny sizes; which files get stand-ins
+        loaded, name = rehearsal.loaded, rehearsal.run_name
     suite = loaded.suite
     run_name = name or suite.name
     rundir.check_run_root(root, run_name)
@@ -94,40 +102,54 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
 
         torch.set_num_threads(suite.threads)
     stages = make_stages(loaded, device, log, stages_factory)
-    stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
-    target = None
-    if resume and rank == 0:
-        target = rundir.existing_run(root, run_name)
-        rundir.check_same_suite(target, loaded)
-        rundir.read_env(target)  # a corrupt env.json is refused now, not overwritten later
-    builder = report_builder(suite.report) if report and suite.report.enabled and rank == 0 else None
-    if builder is not None:
-        check_report_target(loaded, root, target, run_name)
+    try:
+        if rehearsal is not None:  # claims its own directory and makes the stand-ins inside
+            rehearsal.build(environment(device, argv))
+        stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
+        target = rehearsal.run_dir if rehearsal is not None else None
+        if resume and rank == 0 and rehearsal is None:
+            target = rundir.existing_run(root, run_name)
+        if target is not None:
+            rundir.check_same_suite(target, loaded)
+            rundir.read_env(target)  # a corrupt env.json is refused now, not overwritten later
+        builder = report_builder(suite.report) if report and suite.report.enabled and rank == 0 else None
+        if builder is not None:
+            check_report_target(loaded, root, target, run_name)
 
-    shared = loaded.storage is not None
-    studies = None
-    if shared:  # a shared study is joined by name: its suite must be ours
-        studies = _open(loaded, loaded.storage, name or suite.name, rank)
-        _check_study_suite(studies, loaded, loaded.storage)
+        from sgbench.run.sweep import resolve_cells
 
-    with interrupts.armed():
-        t0 = time.perf_counter()
-        stages.load()  # models, decoder, extractor, reference: every file is checked here
-        log(f"loaded models, {'benchmark' if suite.benchmark else 'extractor and reference'} in "
-            f"{time.perf_counter() - t0:.1f}s")
+        cells = resolve_cells(loaded)  # a checkpoint sweep's files: steps, parametrization, one architecture
+        stages.cells = cells
+        shared = loaded.storage is not None
+        studies = None
+        if shared:  # a shared study is joined by name: its suite must be ours
+            studies = _open(loaded, loaded.storage, name or suite.name, rank, cells)
+            _check_study_suite(studies, loaded, loaded.storage)
+
+        with interrupts.armed():
+            t0 = time.perf_counter()
+            stages.load()  # models, decoder, extractor, reference: every file is checked here
+            log(f"loaded models, {'benchmark' if suite.benchmark else 'extractor and reference'} in "
+                f"{time.perf_counter() - t0:.1f}s")
+    except BaseException:
+        if rehearsal is not None:
+            rehearsal.abandon()  # a rehearsal refused before its run starts leaves nothing behind
+        raise
 
     def open_run_studies(run_dir: Path):
         """The run's studies (its own study.db unless the suite names a shared storage), opened by
         rank 0 before the other ranks join, so they never race to create the database."""
-        opened = studies or _open(loaded, default_storage(run_dir), run_dir.name, rank)
+        opened = studies or _open(loaded, default_storage(run_dir), run_dir.name, rank, cells)
         if studies is None:
             _check_study_suite(opened, loaded, "the run's study.db")
-        for _, study in opened.all():
-            record_suite(study, rundir.comparable(loaded.snapshot()))
+        for _, cell_studies in opened:
+            for _, study in cell_studies.all():
+                record_suite(study, rundir.comparable(loaded.snapshot()))
         return opened
 
     env = environment(device, argv)
-    run_dir, studies = _claim_or_join(loaded, root, run_name, target, env, log, rank, size, open_run_studies)
+    resumed = rehearsal is None or not rehearsal.created  # a fresh rehearsal claimed its directory in build()
+    run_dir, studies = _claim_or_join(loaded, root, run_name, target, env, log, rank, size, open_run_studies, resumed)
     interrupts.check()
     log(f"sgbench run: {suite.name} -> {run_dir} on {device}")
     log.release()
@@ -137,7 +159,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
 
     options = RunOptions(max_trials=max_trials, progress=progress, retry_failed=retry_failed)
     runner = Runner(loaded, run_dir, stages, studies, options, interrupts, log)
-    hint = (f"`sgbench run {suite_path} --resume --name {run_dir.name}"
+    hint = (f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}"
             f"{' --out ' + str(root) if str(root) != 'results' else ''}`")
     try:
         runner.run()
@@ -170,8 +192,10 @@ def make_stages(loaded, device, log, stages_factory=None):
     return ClassStages(loaded, device, log)
 
 
-def _open(loaded, storage: str, study_name: str, rank: int):
-    from sgbench.search.study import open_studies
+def _open(loaded, storage: str, study_name: str, rank: int, cells: list) -> list:
+    """[(cell, its Studies)]: per cell of a checkpoint sweep its own baseline and search studies
+    (named `<study>@<cell tag>`), holding the work of the methods that run in it; one storage."""
+    from sgbench.search.study import open_storage, open_studies
 
     suite = loaded.suite
     shared = loaded.storage is not None
@@ -182,7 +206,16 @@ def _open(loaded, storage: str, study_name: str, rank: int):
         import zlib
 
         worker += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100003
-    return open_studies(storage, name, suite.directions, suite.search, bool(suite.methods), worker=worker)
+    rdb = open_storage(storage)
+    out = []
+    for cell in cells:
+        search = suite.search if suite.search is not None and cell.runs(method_spec(suite.search.method)
+                                                                        .needs_weak_network) else None
+        baselines = any(cell.runs(m.needs_weak_network) for m in suite.methods)
+        out.append((cell, open_studies(storage, cell.study_name(name), suite.directions, search, baselines,
+                                       worker=worker, storage_object=rdb,
+                                       metric_names=suite.objective_keys)))
+    return out
 
 
 def _check_study_suite(studies, loaded, where: str) -> None:
@@ -190,7 +223,7 @@ def _check_study_suite(studies, loaded, where: str) -> None:
     from sgbench.run.rundir import comparable
     from sgbench.search.study import recorded_suite
 
-    for _, study in studies.all():
+    for study in (study for _, cell_studies in studies for _, study in cell_studies.all()):
         old = recorded_suite(study)
         if old is not None:
             diff = first_difference(old, comparable(loaded.snapshot()), "suite")
@@ -199,7 +232,8 @@ def _check_study_suite(studies, loaded, where: str) -> None:
                                 "use the same suite, or a new study_name for a new experiment")
 
 
-def _claim_or_join(loaded, root: Path, run_name: str, target, env: dict, log, rank: int, size: int, open_studies):
+def _claim_or_join(loaded, root: Path, run_name: str, target, env: dict, log, rank: int, size: int, open_studies,
+                   resumed: bool = True):
     """(run directory, its studies): rank 0 (or a single worker) claims or resumes the directory and
     opens the studies; under torchrun the other ranks then receive the directory through the
     launch's rendezvous store and join it. A directory claimed now is removed again if its studies
@@ -210,7 +244,8 @@ def _claim_or_join(loaded, root: Path, run_name: str, target, env: dict, log, ra
 
     def own() -> tuple[Path, object]:
         if target is not None:
-            rundir.record_resume(target, env)
+            if resumed:
+                rundir.record_resume(target, env)
             return target, open_studies(target)
         path = rundir.claim(root, run_name, loaded, env, log)
         try:
@@ -257,7 +292,7 @@ def report_builder(cfg):
 
 
 def report_dir(loaded, run_dir: Path) -> Optional[Path]:
-    """report.out with {run} replaced, relative to the suite file (None: the default reports/<run>)."""
+    """report.out with {run} replaced, relative to the suite file (None: the default <run>/report)."""
     from sgbench.config.files import resolve_path
 
     out = loaded.suite.report.out
@@ -285,4 +320,4 @@ def make_report(build_report, run_dir: Path, loaded, log) -> None:
     except Exception as e:  # the results are safe on disk; the report can be rebuilt on its own
         log(f"report failed ({type(e).__name__}: {e}); the results are complete, retry with `sgbench report {run_dir}`")
         return
-    log(f"report: {path}")
+    log(f"report: {path / 'report.html'}")

@@ -34,7 +34,8 @@ from sgbench.run.rundir import write_atomic
 from sgbench.run.signals import Interrupts
 from sgbench.run.stages import Stages
 from sgbench.search import study as st
-from sgbench.search.store import collect_rows, write_trials_csv
+from sgbench.run.sweep import Cell
+from sgbench.search.store import SWEEP_ATTR, collect_rows, write_trials_csv
 from sgbench.search.strategies import Outcome, Strategy, Task, baseline_strategy, search_strategy
 from sgbench.secrets import redact
 
@@ -53,6 +54,7 @@ class Plan:
     study: optuna.Study
     strategy: Strategy
     setting: Callable[[Task], GuidanceConfig]  # a task's guidance setting
+    cell: Cell  # the networks its trials sample with (sgbench.run.sweep)
 
 
 class SamplingTimer:
@@ -80,7 +82,7 @@ class Runner:
     loaded: LoadedSuite
     run_dir: Path
     stages: Stages
-    studies: st.Studies
+    studies: list[tuple[Cell, st.Studies]]  # per cell of the run (one outside checkpoint sweeps)
     options: RunOptions = field(default_factory=RunOptions)
     interrupts: Interrupts = field(default_factory=Interrupts)
     log: Callable[[str], None] = print
@@ -91,14 +93,16 @@ class Runner:
         self.trials_run = 0
         s, n = self.suite, self.suite.metrics.n_samples
         self.plans: list[Plan] = []
-        if self.studies.baselines is not None:
-            settings = [m.to_dict() for m in s.methods]
-            self.plans.append(Plan("baseline", self.studies.baselines, baseline_strategy(s.methods, settings, n),
-                                   lambda task: GuidanceConfig.from_dict(task.trial.user_attrs["setting"])))
-        if self.studies.search is not None:
-            minimize = s.directions[0] == "minimize"
-            self.plans.append(Plan("search", self.studies.search, search_strategy(s.search, n, minimize),
-                                   self.search_setting))
+        for cell, studies in self.studies:
+            if studies.baselines is not None:
+                methods = [m for m in s.methods if cell.runs(m.needs_weak_network)]
+                settings = [m.to_dict() for m in methods]
+                self.plans.append(Plan("baseline", studies.baselines, baseline_strategy(methods, settings, n),
+                                       lambda task: GuidanceConfig.from_dict(task.trial.user_attrs["setting"]), cell))
+            if studies.search is not None:
+                minimize = s.directions[0] == "minimize"
+                self.plans.append(Plan("search", studies.search, search_strategy(s.search, n, minimize),
+                                       self.search_setting, cell))
 
     def search_setting(self, task: Task) -> GuidanceConfig:
         s, p = self.suite.search, task.point
@@ -161,13 +165,14 @@ class Runner:
     def _run_task(self, plan: Plan, task: Task) -> None:
         trial = task.trial
         setting = plan.setting(task)
-        trial_id = trial.user_attrs.get(st.TRIAL_ID) or f"t-{trial.number:04d}"
+        trial_id = self._trial_id(plan.cell, trial, setting)
         if plan.role == "search":
             trial.set_user_attr("setting", setting.to_dict())
         started = time.perf_counter()
         try:
             with self.interrupts.armed(), st.alive(plan.study, trial):
-                out = self.evaluate(setting, trial_id, task)
+                self.stages.use(plan.cell)
+                out = self.evaluate(setting, trial_id, task, plan.cell)
         except KeyboardInterrupt:  # a signal (or Ctrl-C in a test): re-queue at once, then stop
             st.interrupt(plan.study, trial)
             self.write_csv()
@@ -191,6 +196,18 @@ class Runner:
         self.progress.trial_done(f"{trial_id} {setting.describe()}: {note}{out.note or out.state.name.lower()} "
                                  f"({fmt_duration(time.perf_counter() - started)})")
 
+    @staticmethod
+    def _trial_id(cell: Cell, trial, setting: GuidanceConfig) -> str:
+        """The trial's id; in a sweep tagged with its cell once, with the cell's columns kept for
+        the row of a trial that fails without results (retries and promotions inherit both)."""
+        base = trial.user_attrs.get(st.TRIAL_ID) or f"t-{trial.number:04d}"
+        if not cell.sweep or SWEEP_ATTR in trial.user_attrs:
+            return base
+        trial_id = cell.trial_id(base, setting.needs_weak_network)
+        trial.set_user_attr(st.TRIAL_ID, trial_id)
+        trial.set_user_attr(SWEEP_ATTR, cell.columns(setting))
+        return trial_id
+
     def _keep_error(self, trial_id: str, trial, message: str, tb: str) -> None:
         """The full traceback of every failed attempt: results/<run>/errors/<trial_id>.txt."""
         path = self.run_dir / "errors" / f"{trial_id}.txt"
@@ -204,13 +221,14 @@ class Runner:
             warnings.warn(f"could not keep the traceback of {trial_id}: {e}")
 
     # ---- one trial ------------------------------------------------------------------------------
-    def evaluate(self, setting: GuidanceConfig, trial_id: str, task: Task) -> Outcome:
+    def evaluate(self, setting: GuidanceConfig, trial_id: str, task: Task, cell: Optional[Cell] = None) -> Outcome:
         seeds = self.suite.seeds
         started = time.perf_counter()
         accs = {seed: self.stages.accumulator(trial_id=trial_id, seed=seed) for seed in seeds}
         timer = SamplingTimer(min(self.suite.sampler.batch_size, task.stops[-1]))
         done = 0
         grid_images: list[np.ndarray] = []
+        grid_labels: list = []
         want_grid = self.suite.report.sample_grid
         metrics: dict = {}
         state = TrialState.COMPLETE
@@ -219,7 +237,9 @@ class Runner:
                 for idx, images, labels in self._timed(self.stages.stream(setting, seed, done, n), timer):
                     accs[seed].update(images, labels)
                     if seed == seeds[0] and len(grid_images) < want_grid:
-                        grid_images.extend(list(images[: want_grid - len(grid_images)]))
+                        room = want_grid - len(grid_images)
+                        grid_images.extend(list(images[:room]))
+                        grid_labels.extend(np.asarray(labels)[:room].tolist())
                     self.progress.update(len(idx))
             metrics = {seed: self.stages.compute(accs[seed]) for seed in seeds}
             done = n
@@ -234,9 +254,10 @@ class Runner:
                 for _ in self._timed(self.stages.stream(setting, seeds[0], 0, timer.full), timer):
                     pass
             ips = timer.images_per_s
-        self._save_grid(trial_id, grid_images)
+        self._save_grid(trial_id, grid_images, grid_labels)
         gflops = self.stages.gflops(setting)
-        rows = [{"trial_id": trial_id, **setting.columns(), "n_samples": done, "seed": seed, **metrics[seed],
+        sweep = cell.columns(setting) if cell is not None else {}
+        rows = [{"trial_id": trial_id, **setting.columns(), "n_samples": done, "seed": seed, **sweep, **metrics[seed],
                  "gflops": gflops, "gflops_attn": self.stages.gflops_attn(setting), "images_per_s": ips,
                  "duration_s": round(time.perf_counter() - started, 3)}
                 for seed in seeds]
@@ -264,10 +285,8 @@ class Runner:
             yield batch
 
     def _objective(self, metrics: dict, setting: GuidanceConfig, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
-        s = self.suite.search
-        keys = (s.objectives or [s.objective]) if s else [self.suite.metrics.metric_keys[0]]
         out = []
-        for k in keys:
+        for k in self.suite.objective_keys:
             if k == "gflops":
                 out.append(gflops if gflops == gflops else self.stages.gflops(setting))
             elif k == "images_per_s":
@@ -277,26 +296,26 @@ class Runner:
                 out.append(float(np.mean(vals)))
         return out
 
-    def _save_grid(self, trial_id: str, images: list) -> None:
-        if not images:
-            return
-        from PIL import Image
+    def _save_grid(self, trial_id: str, images: list, labels: list) -> None:
+        """samples/<trial>.png and its layout (`sgbench.run.sample_grid`), with each sample's caption
+        from the stages (T2I: its prompt)."""
+        if images:
+            from sgbench.run.sample_grid import write_grid
 
-        from sgbench.run.stages import images_to_grid
-
-        grid = images_to_grid(np.stack(images))
-        path = self.run_dir / "samples" / f"{trial_id}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")  # atomic: never a half-written PNG
-        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(tmp)
-        tmp.replace(path)
+            write_grid(self.run_dir / "samples" / f"{trial_id}.png", np.stack(images), labels,
+                       self.stages.captions(labels), self.suite.seeds[0])
 
     # ---- results ---------------------------------------------------------------------------------
     def write_csv(self) -> None:
         try:
-            write_trials_csv(self.csv_path, collect_rows(self.studies))
+            write_trials_csv(self.csv_path, self.rows())
         except OSError as e:
             raise UserError(f"cannot write {self.csv_path}: {e.strerror or e}; the results are safe in the "
                             "study storage: free space or fix permissions, then --resume") from None
+
+    def rows(self) -> list[dict]:
+        """trials.csv's rows: cell by cell (in order of step), each its baselines then its search."""
+        return [r for _, studies in self.studies for r in collect_rows(studies)]
 
     def unfinished(self) -> int:
         """Trials still waiting, running in any worker, or still to be created."""
@@ -306,14 +325,16 @@ class Runner:
         return sum(len(st.failed(p.study)) for p in self.plans)
 
     def _summary(self) -> None:
-        rows = collect_rows(self.studies)
+        rows = self.rows()
         counts = {}
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         text = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no rows"
         self.progress.write(f"trials.csv: {len(rows)} rows ({text}) -> {self.csv_path}")
-        search = self.studies.search
-        if search is not None and len(search.directions) > 1:
-            front = [t for t in search.best_trials]
-            ids = [t.user_attrs.get(st.TRIAL_ID, f"s-{t.number:04d}") for t in front]
-            self.progress.write(f"Pareto front: trials {', '.join(ids) or '-'}")
+        for cell, studies in self.studies:
+            search = studies.search
+            if search is not None and len(search.directions) > 1:
+                front = [t for t in search.best_trials]
+                ids = [t.user_attrs.get(st.TRIAL_ID, f"s-{t.number:04d}") for t in front]
+                where = f" ({cell.describe()})" if cell.sweep else ""
+                self.progress.write(f"Pareto front{where}: trials {', '.join(ids) or '-'}")

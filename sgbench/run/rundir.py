@@ -21,6 +21,7 @@ from sgbench.config.files import check_output_dir, check_plain_name
 from sgbench.config.loader import LoadedSuite
 from sgbench.config.typed import first_difference, load_yaml
 from sgbench.errors import UserError
+from sgbench.rehearse.marker import is_rehearsal, refuse_real_use
 
 # Suite keys that may differ between the workers (or the invocations) of one run: they change
 # how fast it runs or how it is reported, never a result.
@@ -70,11 +71,16 @@ def free_name(root: Path, name: str) -> str:
     return f"{name}-{k}"
 
 
-def existing_run(root: Path, name: str) -> Path:
-    """The run directory --resume continues (checked before anything is written)."""
+def existing_run(root: Path, name: str, rehearsal: bool = False) -> Path:
+    """The run directory --resume continues (checked before anything is written); a rehearsal's
+    (sgbench.rehearse) only with --rehearse, a real run's only without."""
     target = root / name
     if not (target / "suite.yaml").is_file():
         raise UserError(f"--resume: no run to resume at {target} (no suite.yaml); drop --resume to start one")
+    if not rehearsal:
+        refuse_real_use(target, "--resume (add --rehearse to continue a rehearsal)")
+    elif not is_rehearsal(target):
+        raise UserError(f"--rehearse --resume: {target} is a real run, not a rehearsal; drop --rehearse to resume it")
     if not os.access(target, os.W_OK | os.X_OK):
         raise UserError(f"--resume: the run directory {target} is not writable")
     for f in ("suite.yaml", "env.json", "study.db", "trials.csv"):
@@ -110,11 +116,17 @@ def read_env(run_dir: Path) -> Optional[dict]:
 
 
 def comparable(snapshot: dict) -> dict:
-    return {k: v for k, v in snapshot.items() if k not in EXECUTION_KEYS}
+    """What makes two suites the same experiment; a checkpoint sweep may gain checkpoints."""
+    from sgbench.run.sweep import without_sweep_entries
+
+    return without_sweep_entries({k: v for k, v in snapshot.items() if k not in EXECUTION_KEYS})
 
 
 def suite_difference(old: dict, loaded: LoadedSuite) -> Optional[str]:
-    return first_difference(comparable(old), comparable(loaded.snapshot()), "suite")
+    from sgbench.run.sweep import kept_entries
+
+    new = loaded.snapshot()
+    return kept_entries(old, new) or first_difference(comparable(old), comparable(new), "suite")
 
 
 def check_same_suite(run_dir: Path, loaded: LoadedSuite, what: str = "--resume") -> None:

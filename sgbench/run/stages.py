@@ -60,9 +60,13 @@ class Stages(Protocol):
     sets `run_dir`, then streams and measures trials, and calls `close()` at the end."""
 
     run_dir: Optional[Path]  # set by run_suite once the run directory exists (per-trial files)
+    cells: list  # set by run_suite before load(): the run's cells (sgbench.run.sweep), in run order
 
     def validate(self) -> None:
         """Cheap input checks (prompt files, sample counts)."""
+
+    def use(self, cell) -> None:
+        """Sample with this cell's networks from now on (a checkpoint sweep's trials switch them)."""
 
     def load(self) -> None:
         """Load models, decoder, metric extractor and reference; refuse inputs that do not fit."""
@@ -82,6 +86,11 @@ class Stages(Protocol):
     def gflops_attn(self, setting: GuidanceConfig) -> float:
         """The same with attention-score matmuls (NaN when not counted)."""
 
+    def captions(self, labels) -> list[str]:
+        """A caption per sample of a report's sample grid (T2I: its prompt), given the labels or
+        sample ids `stream` yielded; [] when the samples need none (class ids)."""
+        return []
+
     def close(self) -> None:
         """Release workers and files."""
 
@@ -92,39 +101,63 @@ class ClassStages(Stages):
 
     def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
         self.run_dir: Optional[Path] = None
+        self.cells: Optional[list] = None
         self.loaded = loaded
         self.suite = loaded.suite
         self.device = device
         self.log = log
         self.denoisers: dict = {}
+        self._networks: dict = {}  # "main"/"weak" -> the suite key of the file loaded as that network
+        self.cell = None  # the cell whose networks are loaded (use)
+        self.conditional = None  # sgbench.run.conditional.ConditionalPredictions with metrics.lpips
         self._rules: dict = {}
         self._gflops: dict = {}
         self._flops_warned = False
 
     # ---- loading ------------------------------------------------------------------------
-    def validate(self) -> None:
-        """Checks of the model files that need no model built (readable, parametrization recorded
-        or given consistently), before the run directory exists."""
-        from sgbench.models.loading import check_model_spec
-
-        check_model_spec(model_spec(self.loaded))
-        if "suite.model.weak_checkpoint" in self.loaded.paths:
-            check_model_spec(model_spec(self.loaded, "weak_checkpoint"))
-
     def load(self) -> None:
         from sgbench.metrics.extractors import get_extractor
-        from sgbench.models.loading import load_denoiser
 
         s = self.suite
-        self.denoisers["main"] = load_denoiser(model_spec(self.loaded), self.device)
-        if "suite.model.weak_checkpoint" in self.loaded.paths:
-            self.denoisers["weak"] = load_denoiser(model_spec(self.loaded, "weak_checkpoint"), self.device)
+        if self.cells is None:  # used without run_suite (tests, scripts)
+            from sgbench.run.sweep import resolve_cells
+
+            self.cells = resolve_cells(self.loaded)
+        self.use(self.cells[0])  # the other cells' files were checked by resolve_cells
         self.decoder = self._decoder()
         weights = self.loaded.paths.get("suite.metrics.weights")
         self.extractor = get_extractor(s.metrics.extractor, weights_path=str(weights) if weights else None,
                                        device=self.device, batch_size=s.metrics.batch_size)
         self._check_reference_resolution()
         self.reference = self._reference()
+        if s.metrics.lpips is not None:
+            from sgbench.run.conditional import ConditionalPredictions
+
+            self.conditional = ConditionalPredictions(self)
+
+    def use(self, cell) -> None:
+        """Load the cell's networks where they differ from those in memory (one network of each
+        role at a time: a sweep of large models never holds them all)."""
+        from sgbench.models.loading import load_denoiser
+
+        if cell == self.cell:
+            return
+        for role, ref in (("main", cell.main), ("weak", cell.weak)):
+            if ref is None:
+                self.denoisers.pop(role, None)
+                self._networks.pop(role, None)
+            elif self._networks.get(role) != ref.key:
+                self.denoisers.pop(role, None)  # freed before the next one is loaded
+                self._networks.pop(role, None)
+                if self.device.startswith("cuda"):
+                    import torch
+
+                    torch.cuda.empty_cache()
+                self.denoisers[role] = load_denoiser(model_spec(self.loaded, ref.spec_key), self.device)
+                self._networks[role] = ref.key
+        if cell.sweep and self.cell is not None:
+            self.log(f"checkpoint sweep: now {cell.describe()}")
+        self.cell = cell
 
     def sample_side(self) -> int:
         """Side in pixels of the images the samples decode to."""
@@ -147,7 +180,7 @@ class ClassStages(Stages):
                             "compare samples with real images of the same resolution")
 
     def validate(self) -> None:
-        pass  # the class-conditional checks need the loaded model (load() runs before any directory exists)
+        pass  # the model files are checked by load() (and a sweep's by sgbench.run.sweep.resolve_cells)
 
     def close(self) -> None:
         pass
@@ -207,7 +240,9 @@ class ClassStages(Stages):
         from sgbench.metrics.accumulator import ImageMetricAccumulator
 
         m = self.suite.metrics
-        return ImageMetricAccumulator(self.extractor, keys=m.metric_keys, bootstrap=m.bootstrap, seed=seed or 0)
+        acc = ImageMetricAccumulator(self.extractor, keys=m.metric_keys, bootstrap=m.bootstrap, seed=seed or 0)
+        # with metrics.lpips: the same images also go to LPIPS against their conditional predictions
+        return acc if self.conditional is None else self.conditional.paired(acc, seed or 0)
 
     def compute(self, acc) -> dict[str, float]:
         return recorded_columns(acc.compute(self.reference), self.suite.metrics.metric_keys)
@@ -292,15 +327,3 @@ def recorded_columns(values: dict, keys) -> dict[str, float]:
     out = {k: float(values[k]) for k in keys if k in values}
     out.update({se_column(k): float(values[se_column(k)]) for k in keys if se_column(k) in values})
     return out
-
-
-def images_to_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
-    """uint8 [N, H, W, C] -> one uint8 [rows*H, cols*W, C] image (for samples/<trial>.png)."""
-    n, h, w, c = images.shape
-    cols = min(cols, n)
-    rows = -(-n // cols)
-    grid = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, q = divmod(i, cols)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = img
-    return grid

@@ -69,6 +69,9 @@ class T2IStages(ClassStages):
         self.log(f"{b.kind}: {len(items)} prompts x {s.sampler.images_per_prompt} images, "
                  f"{s.metrics.n_samples} samples per trial and seed")
 
+    def use(self, cell) -> None:
+        pass  # one model, loaded by load(): the suite schema refuses checkpoint sweeps for T2I suites
+
     def _items(self) -> tuple[list[dict], str]:
         b, paths = self.benchmark, self.loaded.paths
         if b.kind == "hpsv3":
@@ -156,6 +159,11 @@ class T2IStages(ClassStages):
                                              seed, sp.batch_size, sp.steps, sp.solver, conditions=source,
                                              device=self.device, indices=ids, autocast=sp.dtype):
             yield np.array([pos[int(i)] for i in idx]), images, np.asarray(idx)
+
+    def captions(self, labels) -> list[str]:
+        """Each sample's prompt (sample id s renders prompt s // images_per_prompt)."""
+        prompts = self.prompts.prompts
+        return [prompts[self.prompts.locate(int(s))[0]] for s in labels]
 
     # ---- metrics ------------------------------------------------------------------------
     def accumulator(self, trial_id: Optional[str] = None, seed: Optional[int] = None):

@@ -21,6 +21,9 @@ TAIL = ["gflops", "gflops_attn", "images_per_s", "status"]  # gflops: the paper'
 # after the design's columns; readers may ignore them. `error`: first line of a failed trial's
 # error (the full traceback is in results/<run>/errors/<trial_id>.txt)
 EXTRA = ["label", "interval", "duration_s", "error"]
+# checkpoint sweeps (sgbench.run.sweep): after `seed`, in runs whose rows carry them
+SWEEP = ["step", "checkpoint", "weak_step", "weak_checkpoint"]
+SWEEP_ATTR = "sweep_columns"  # user attr: a sweep trial's SWEEP columns (for the row of a failure)
 
 STATUS = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
@@ -46,17 +49,19 @@ def collect_rows(studies: Studies) -> list[dict]:
 
 def _failed_row(t) -> dict:
     s = t.user_attrs.get("setting") or {k: v for k, v in t.params.items() if k in LEAD}
-    return {**s, "trial_id": t.user_attrs.get(TRIAL_ID, f"t{t.number}"), "seed": "", "n_samples": 0}
+    return {**s, **t.user_attrs.get(SWEEP_ATTR, {}), "trial_id": t.user_attrs.get(TRIAL_ID, f"t{t.number}"),
+            "seed": "", "n_samples": 0}
 
 
 def columns(rows: list[dict]) -> list[str]:
-    known = set(LEAD) | set(TAIL) | set(EXTRA) | {"role", "status"}
+    known = set(LEAD) | set(TAIL) | set(EXTRA) | set(SWEEP) | {"role", "status"}
     metrics = []
     for r in rows:
         for k in r:
             if k not in known and k not in metrics:
                 metrics.append(k)
-    return LEAD + metrics + TAIL + EXTRA
+    sweep = [c for c in SWEEP if any(c in r for r in rows)]
+    return LEAD + sweep + metrics + TAIL + EXTRA
 
 
 def _cell(v):

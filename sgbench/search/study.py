@@ -178,15 +178,23 @@ class Studies:
 
 
 def open_studies(storage_url: str, name: str, directions: list[str], search: Optional[SearchConfig],
-                 has_baselines: bool, worker: int = 0) -> Studies:
+                 has_baselines: bool, worker: int = 0, storage_object=None,
+                 metric_names: Optional[list[str]] = None) -> Studies:
+    """The studies `name` (search) and `name.baselines` in the storage at `storage_url`, created or
+    joined (`storage_object`: that storage already opened, shared by the cells of a checkpoint
+    sweep); `metric_names` (the objectives' trials.csv keys, one per direction) name the objectives
+    in the storage, so optuna-dashboard and `study.trials_dataframe()` show them by name."""
     from sgbench.search.strategies import make_pruner, make_sampler
 
-    storage = open_storage(storage_url)
+    storage = storage_object or open_storage(storage_url)
 
     def create(study_name, sampler=None, pruner=None):
         try:
-            return optuna.create_study(storage=storage, study_name=study_name, directions=directions,
-                                       sampler=sampler, pruner=pruner, load_if_exists=True)
+            study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
+                                        sampler=sampler, pruner=pruner, load_if_exists=True)
+            if metric_names:
+                name_metrics(study, metric_names)
+            return study
         except ValueError as e:  # e.g. directions differ from an existing study of that name
             raise UserError(f"Optuna study {study_name!r} in {redact_url(storage_url)}: {e}") from None
         except Exception as e:  # the database refused (read-only file, lost connection)
@@ -199,6 +207,26 @@ def open_studies(storage_url: str, name: str, directions: list[str], search: Opt
         search_study = create(name, make_sampler(cfg), make_pruner(search))
     base_study = create(f"{name}.baselines") if has_baselines else None
     return Studies(storage, name, search_study, base_study)
+
+
+def name_metrics(study: optuna.Study, names: list[str]) -> None:
+    """Record the objectives' names once (`Study.set_metric_names`). Workers that open the study
+    together may race to insert the same attribute: the loser finds it set and moves on."""
+    names = list(names)
+    if len(names) != len(study.directions):
+        raise ValueError(f"{len(names)} metric names for {len(study.directions)} objectives")
+    for attempt in range(3):
+        if study.metric_names == names:
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
+            return
+        except Exception:  # e.g. IntegrityError: a peer inserted it between our read and write
+            if attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _with_seed(search: SearchConfig, seed: int) -> SearchConfig:

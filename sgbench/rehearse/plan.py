@@ -1,0 +1,106 @@
+"""A loaded suite -> its rehearsal: the same suite (models, methods, search, metrics, report)
+at tiny sizes, and a note of what shrank.
+
+Sizes (each the least that still runs every code path of a real run):
+- 2 sampler steps (schedules see a start and an end), batch 2 (a stream has a warm-up batch
+  and a timed one, so throughput follows the real rule);
+- samples per trial and seed: class-conditional 4 (precision/recall's k = 3 neighbours need 4
+  points); T2I one prompt's images and one more (two prompts, two tags or categories); with
+  pruning, one rung at that count and 2 more samples after it;
+- search: the first 2 points (grid order, or 2 sampler trials), pruning kept with
+  `startup_trials` <= 1 where the pruner has one, so the second point meets a real pruning
+  decision;
+- at most 2 seeds, extractor batch <= 8, HPSv3 batch <= 2, sample grids of 4 images;
+- device cpu; `dtype: auto`/`bf16` sample in bf16 autocast (what the GPU run uses) where the
+  CPU computes bf16 natively, else in fp32;
+- a shared search storage and a fixed report directory are replaced by the rehearsal's own
+  (a rehearsal never writes into a real study or report).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from sgbench.config.schema import Suite
+
+STEPS = 2
+BATCH = 2
+PR_SAMPLES = 4  # precision/recall: more than k = 3 points
+SEARCH_POINTS = 2
+MAX_SEEDS = 2
+EXTRACTOR_BATCH = 8
+GRID_IMAGES = 4
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 arithmetic (AVX512-BF16 or AMX): bf16 autocast is then ~3x faster than fp32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in text for f in (" avx512_bf16", " amx_bf16"))
+
+
+def sample_counts(suite: Suite) -> tuple[list[int], int]:
+    """(pruning fidelities, samples per trial and seed) of the rehearsal."""
+    from sgbench.metrics.registry import image_columns
+
+    t2i = suite.benchmark is not None
+    needs_pr = not t2i and bool(set(image_columns(suite.metrics.extractor).pr) & set(suite.metrics.metric_keys))
+    if t2i:  # a prompt's images come together: one more image reaches a second prompt (and tag)
+        low = max(BATCH, suite.sampler.images_per_prompt + 1)
+    else:
+        low = max(BATCH, PR_SAMPLES) if needs_pr else BATCH
+    pruning = suite.search is not None and suite.search.pruning is not None and suite.search.pruning.fidelities
+    if pruning:
+        return [low], low + BATCH
+    return [], low if t2i else max(low, 2 * BATCH)
+
+
+def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
+    """The suite at rehearsal sizes (a copy) and one line per group of changes."""
+    from sgbench.search.space import grid_points
+
+    s = copy.deepcopy(suite)
+    notes = []
+    sp = s.sampler
+    was = (sp.steps, sp.batch_size, sp.dtype, s.metrics.n_samples, list(s.seeds))
+    sp.steps, sp.batch_size = min(sp.steps, STEPS), min(sp.batch_size, BATCH)
+    if sp.dtype in ("auto", "bf16"):
+        sp.dtype = "bf16" if bf16_cpu else "fp32"
+    s.device = "cpu"
+    s.seeds = s.seeds[:MAX_SEEDS]
+    fidelities, s.metrics.n_samples = sample_counts(s)
+    s.metrics.batch_size = min(s.metrics.batch_size, EXTRACTOR_BATCH)
+    s.report.sample_grid = min(s.report.sample_grid, GRID_IMAGES)
+    dtype = {"bf16": "bf16 autocast", "fp32": "fp32"}[sp.dtype]
+    notes.append(f"sizes: {sp.steps} {sp.solver} steps (suite: {was[0]}), batch {sp.batch_size} (suite: {was[1]}), "
+                 f"{s.metrics.n_samples} samples per trial and seed (suite: {was[3] or 'every prompt'}), "
+                 f"seeds {s.seeds} (suite: {was[4]}), {dtype} on the CPU (suite: {was[2]})")
+    if s.benchmark is not None:
+        s.benchmark.hps_batch_size = min(s.benchmark.hps_batch_size, BATCH)
+    search = s.search
+    if search is not None:
+        if search.sampler == "grid":
+            total = len(grid_points(search.space))
+            search.budget = min(search.budget or total, SEARCH_POINTS)
+            what = f"the first {search.budget} of {total} grid points"
+        else:
+            search.budget = min(search.budget, SEARCH_POINTS)
+            what = f"{search.budget} {search.sampler} trials"
+        if search.pruning is not None:
+            old = list(search.pruning.fidelities)
+            search.pruning.fidelities = fidelities
+            startup = search.pruning.startup_trials  # None: a grid prunes rung-synchronously
+            if startup is not None or search.sampler != "grid":
+                search.pruning.startup_trials = 1 if startup is None else min(startup, 1)
+            what += f", pruning rung {fidelities} (suite: {old}, {search.pruning.pruner})"
+        if search.storage is not None:
+            what += f"; the suite's storage {search.storage!r} is not touched (the rehearsal's own study.db)"
+            search.storage, search.study_name = None, None
+        notes.append(f"search: {what}")
+    if s.report.out is not None and "{run}" not in s.report.out:
+        notes.append(f"report: reports/<run>/ instead of the suite's {s.report.out} (kept for real runs)")
+        s.report.out = None
+    return s, notes

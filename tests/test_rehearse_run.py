@@ -1,0 +1,336 @@
+"""`sgbench run SUITE --rehearse` end to end on tiny suites: stand-ins, marking, the refusals by
+`--resume` and `check`, and rehearsals that must fail exactly where a real run fails."""
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+
+import pytest
+import torch
+import yaml
+
+from sgbench.cli import main
+from sgbench.rehearse.marker import MARKER, NOTICE, is_rehearsal
+
+TINY_DIT = {"config": {"depth": 2, "hidden_size": 32, "num_heads": 2, "input_size": 8, "num_classes": 10}}
+
+
+def _suite(tmp_path, name="tiny", **model):
+    """A class-conditional suite whose files are all missing (data/ does not exist)."""
+    data = {
+        "name": name, "device": "auto", "seeds": [0],
+        "model": {"checkpoint": "data/ck/model.pt", "weak_checkpoint": "data/ck/early.pt", "arch": "SiT-S/2",
+                  "routes": ["0-1"], "parametrization": "rf", "vae": "data/sd-vae", "options": TINY_DIT, **model},
+        "sampler": {"steps": 10, "batch_size": 16},
+        "methods": [{"name": "unguided", "method": "none"}, {"name": "cfg", "method": "cfg", "omega": 1.5},
+                    {"name": "ag", "method": "ag", "omega": 2.0}],
+        "search": {"method": "sg", "sampler": "grid",
+                   "space": {"gamma_strong": [0.0, 0.25], "gamma_weak": [0.5], "omega": [1.5, 2.0]},
+                   "pruning": {"fidelities": [100]}},
+        "metrics": {"extractor": "classifier", "weights": "data/clf.safetensors", "reference": "data/ref.npz",
+                    "n_samples": 200},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _run(*args):
+    """(exit code, stderr) of `sgbench ARGS`."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(map(str, args)))
+    return code, err.getvalue()
+
+
+def _rows(run_dir):
+    with open(run_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def rehearsed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rehearse")
+    suite = _suite(tmp)
+    torch.manual_seed(0)
+    code, err = _run("run", suite, "--rehearse", "--out", tmp / "results", "--no-progress")
+    return tmp, suite, code, err
+
+
+def test_rehearsal_runs_every_baseline_two_search_points_and_a_rung(rehearsed):
+    tmp, suite, code, err = rehearsed
+    assert code == 0, err
+    run_dir = tmp / "results" / "tiny-rehearsal"
+    rows = _rows(run_dir)
+    assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "b-ag", "s-0000", "s-0001"]
+    for r in rows:
+        assert r["status"] in ("complete", "pruned") and r["n_samples"] in ("4", "6")
+        assert math.isfinite(float(r["fd_classifier"])) and float(r["gflops"]) > 0 and float(r["images_per_s"]) > 0
+    assert [r["n_samples"] for r in rows if r["status"] == "complete"] == ["6"] * sum(
+        r["status"] == "complete" for r in rows)
+    snapshot = yaml.safe_load((run_dir / "suite.yaml").read_text())
+    assert snapshot["sampler"]["steps"] == 2 and snapshot["sampler"]["batch_size"] == 2
+    assert snapshot["metrics"]["n_samples"] == 6 and snapshot["search"]["pruning"]["fidelities"] == [4]
+    assert snapshot["search"]["budget"] == 2 and snapshot["device"] == "cpu"
+    assert snapshot["model"]["checkpoint"] == str(run_dir / "standins" / "model.checkpoint" / "model.pt")
+    assert not (tmp / "data").exists()  # stand-ins live in the run directory only
+    report = tmp / "reports" / "tiny-rehearsal"
+    assert (report / "report.html").is_file() and NOTICE in (report / "report.md").read_text()
+    import html
+
+    assert html.escape(NOTICE) in (report / "report.html").read_text()
+
+
+def test_each_standin_is_announced_on_one_line(rehearsed):
+    tmp, _, _, err = rehearsed
+    standins = tmp / "results" / "tiny-rehearsal" / "standins"
+    for key, what in [("model.checkpoint", "CompVis/tread training file"), ("model.weak_checkpoint", "CompVis/tread"),
+                      ("model.vae", "AutoencoderKL"), ("metrics.weights", "ShapeClassifier"),
+                      ("metrics.reference.path", "reference batch")]:
+        lines = [ln for ln in err.splitlines() if ln.startswith(f"rehearsal: suite.{key}:")]
+        assert len(lines) == 1 and what in lines[0] and str(standins / key) in lines[0], (key, lines)
+        assert any((standins / key).iterdir())
+    assert "your files: none (every file is a stand-in)" in err
+
+
+def test_run_directory_is_marked(rehearsed):
+    tmp = rehearsed[0]
+    run_dir = tmp / "results" / "tiny-rehearsal"
+    assert is_rehearsal(run_dir) and (run_dir / MARKER).read_text().startswith(NOTICE)
+    assert "suite.model.checkpoint" in (run_dir / MARKER).read_text()
+    env = json.loads((run_dir / "env.json").read_text())
+    assert "suite.model.vae" in env["rehearsal"]["standins"]
+    assert not is_rehearsal(tmp)
+
+
+def test_real_resume_of_a_rehearsal_is_refused(rehearsed):
+    tmp = rehearsed[0]
+    snapshot = tmp / "results" / "tiny-rehearsal" / "suite.yaml"  # a suite whose files all exist
+    code, err = _run("run", snapshot, "--out", tmp / "results", "--resume", "--name", "tiny-rehearsal")
+    assert code == 2 and err.count("\n") == 1 and "is a rehearsal" in err and "--rehearse" in err
+
+
+def _real_run_dir(path):
+    path.mkdir(parents=True)
+    (path / "suite.yaml").write_text("name: real\n")
+    (path / "env.json").write_text("{}")
+    (path / "trials.csv").write_text("trial_id,role,method,gamma_strong,gamma_weak,omega,fd_classifier,status\n"
+                                     "b-unguided,baseline,none,0,,1,1.0,complete\n")
+    return path
+
+
+def test_check_refuses_a_rehearsal_as_baseline_and_as_new_run(rehearsed):
+    tmp = rehearsed[0]
+    rehearsal, real = tmp / "results" / "tiny-rehearsal", _real_run_dir(tmp / "results" / "real")
+    code, err = _run("check", real, "--baseline", rehearsal)
+    assert code == 2 and err.count("\n") == 1 and "--baseline" in err and "is a rehearsal" in err
+    code, err = _run("check", rehearsal, "--baseline", real)
+    assert code == 2 and err.count("\n") == 1 and "is a rehearsal" in err
+    assert _run("check", real, "--baseline", real)[0] == 0
+
+
+def test_rehearse_resume_continues_and_keeps_the_standins(rehearsed):
+    tmp, suite, _, _ = rehearsed
+    ck = tmp / "results" / "tiny-rehearsal" / "standins" / "model.checkpoint" / "model.pt"
+    before = ck.stat().st_mtime_ns
+    code, err = _run("run", suite, "--rehearse", "--resume", "--out", tmp / "results", "--no-progress", "--no-report")
+    assert code == 0, err
+    assert ck.stat().st_mtime_ns == before and not (tmp / "results" / "tiny-rehearsal-2").exists()
+    assert len(_rows(tmp / "results" / "tiny-rehearsal")) == 5  # nothing ran twice
+
+
+def test_rehearse_resume_of_a_real_run_is_refused(tmp_path):
+    _real_run_dir(tmp_path / "results" / "x-rehearsal")  # a real run that happens to carry the name
+    code, err = _run("run", _suite(tmp_path, "x"), "--rehearse", "--resume", "--out", tmp_path / "results")
+    assert code == 2 and err.count("\n") == 1 and "is a real run" in err
+
+
+def test_refused_plan_creates_nothing(tmp_path):
+    suite = _suite(tmp_path, arch=None)  # a .pt stand-in needs the architecture
+    code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results")
+    assert code == 2 and err.count("\n") == 1 and "suite.model.arch" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_t2i_rehearsal_with_standin_dit_and_text_encoder(tmp_path):
+    data = {"name": "t2i", "model": {"checkpoint": "data/t2i.safetensors"},
+            "sampler": {"steps": 20, "batch_size": 8, "images_per_prompt": 2, "resolution": 32},
+            "methods": [{"name": "cfg+sg", "method": "cfg+sg", "omega": 2.0, "gamma_strong": 0.2, "gamma_weak": 0.7}],
+            "benchmark": {"kind": "shapes_geneval", "n_per_tag": 1}, "report": {"enabled": False}}
+    (tmp_path / "t2i.yaml").write_text(yaml.safe_dump(data))
+    code, err = _run("run", tmp_path / "t2i.yaml", "--rehearse", "--out", tmp_path / "results", "--no-progress")
+    assert code == 0, err
+    run_dir = tmp_path / "results" / "t2i-rehearsal"
+    (row,) = _rows(run_dir)
+    assert row["n_samples"] == "3" and 0.0 <= float(row["geneval"]) <= 1.0 and float(row["gflops"]) > 0
+    assert "rehearsal: suite.model.text_encoder.path: tiny Hugging Face text encoder" in err
+    assert "shrunk to 4 blocks" in err and (run_dir / "standins" / "model.text_encoder.path" / "text-encoder").is_dir()
+
+
+def test_failed_validation_removes_the_rehearsal_directory(tmp_path):
+    data = {"name": "t2i", "model": {"checkpoint": "sgbench:assets/t2i_shapes/model.safetensors"},
+            "sampler": {"resolution": 64}, "methods": [{"name": "unguided", "method": "none"}],
+            "benchmark": {"kind": "shapes_geneval"}}
+    (tmp_path / "t2i.yaml").write_text(yaml.safe_dump(data))
+    code, err = _run("run", tmp_path / "t2i.yaml", "--rehearse", "--out", tmp_path / "results")
+    assert code == 2 and "resolution 64 does not match the model (32 px)" in err.splitlines()[-1]
+    assert not (tmp_path / "results" / "t2i-rehearsal").exists()
+
+
+# ---- a rehearsal fails exactly where a real run on the same files fails ---------------------
+
+def _user_files(tmp_path, layout, family="dit", routes=("0-1",), param="velocity"):
+    """A pixel-space tiny model in `layout` and a classifier: files a user would have."""
+    from sgbench.models.dit import dit_config
+    from sgbench.models.maskdit import maskdit_config
+    from sgbench.rehearse.checkpoints import write_checkpoint
+    from sgbench.rehearse.classifier import write_classifier
+
+    small = dict(input_size=32, patch_size=8, in_channels=3, num_classes=10, depth=2, hidden_size=32, num_heads=2)
+    if family == "maskdit":
+        cfg = maskdit_config("MaskDiT-S/2", decoder_hidden_size=16, decoder_depth=1, decoder_num_heads=2, **small)
+    else:
+        cfg = dit_config("SiT-S/2", routes=list(routes), **small)
+    suffix = ".safetensors" if layout == "sgbench" else ".pt"
+    ck = write_checkpoint(tmp_path / f"model{suffix}", layout, family, cfg.to_dict(), param, seed=0)
+    write_classifier(tmp_path / "clf.safetensors", image_size=32)
+    return ck
+
+
+PARITY = {  # (layout, family, suite model fields): real runs fail on some, pass on others
+    "tread without parametrization": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"], "family": "tread"}),
+    "tread with rf": ("tread", "dit", {"arch": "SiT-S/2", "routes": ["0-1"], "parametrization": "rf"}),
+    "maskdit without trust": ("maskdit", "maskdit", {"arch": "MaskDiT-S/2", "family": "maskdit"}),
+    "maskdit with routes": ("maskdit", "maskdit", {"arch": "MaskDiT-S/2", "family": "maskdit", "routes": ["0-1"],
+                                                   "trust_checkpoint": True}),
+    "sgbench file, suite contradicts its parametrization": ("sgbench", "dit", {"parametrization": "rf"}),
+}
+
+
+def _parity_suite(tmp_path, case, checkpoint):
+    layout, family, fields = PARITY[case]
+    small = {"depth": 2, "hidden_size": 32, "num_heads": 2}
+    if family == "maskdit":
+        small.update(decoder_hidden_size=16, decoder_depth=1, decoder_num_heads=2)
+    options = {"config": dict(small, input_size=32, patch_size=8, in_channels=3, num_classes=10)}
+    if layout == "sgbench" and checkpoint.exists():
+        options = {}  # an sgbench file records its architecture
+    fields = dict(fields, arch=fields.get("arch", "SiT-S/2"))
+    data = {"name": "p", "device": "cpu", "model": {"checkpoint": str(checkpoint), "options": options, **fields},
+            "sampler": {"steps": 1, "batch_size": 2}, "methods": [{"name": "unguided", "method": "none"}],
+            "metrics": {"extractor": "classifier", "weights": str(tmp_path / "clf.safetensors"),
+                        "reference": {"dataset": "shapes", "n": 8}, "n_samples": 4},
+            "report": {"enabled": False}}
+    path = tmp_path / f"{checkpoint.parent.name}-{checkpoint.stem}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _last(err, *paths):
+    line = err.splitlines()[-1]
+    for p in paths:
+        line = line.replace(str(p), "CHECKPOINT")
+    return line
+
+
+@pytest.mark.parametrize("case", sorted(PARITY))
+def test_rehearsal_fails_where_the_real_run_fails(tmp_path, case):
+    """Your file: the rehearsal uses it and meets the real run's checks. A stand-in of the same
+    layout meets the same checks, except what only your file knows (what it records)."""
+    layout, family, _ = PARITY[case]
+    ck = _user_files(tmp_path, layout, family)
+    suite = _parity_suite(tmp_path, case, ck)
+    real = _run("run", suite, "--out", tmp_path / "real", "--no-progress")
+    rehearsal = _run("run", suite, "--rehearse", "--out", tmp_path / "rh", "--no-progress")
+    assert real[0] == rehearsal[0], (real, rehearsal)
+    if real[0] != 0:  # the same one-line error
+        assert _last(real[1]) == _last(rehearsal[1]) and _last(real[1]).startswith("sgbench run: error:")
+    else:
+        assert "your files: suite.metrics.weights, suite.model.checkpoint" in rehearsal[1]
+    if layout == "sgbench":
+        return  # a stand-in records what the suite says, so it cannot contradict it
+    missing = tmp_path / "absent" / ck.name
+    standin = _run("run", _parity_suite(tmp_path, case, missing), "--rehearse", "--out", tmp_path / "rh2",
+                   "--no-progress")
+    assert standin[0] == real[0], (real, standin)
+    if real[0] != 0:
+        made = tmp_path / "rh2" / "p-rehearsal" / "standins" / "model.checkpoint" / ck.name
+        assert _last(standin[1], made) == _last(real[1], ck)
+
+
+def test_standin_tread_without_parametrization_fails(tmp_path):
+    suite = _suite(tmp_path, parametrization=None, family="tread")  # tread files record none
+    code, err = _run("run", suite, "--rehearse", "--out", tmp_path / "results", "--no-progress")
+    last = err.splitlines()[-1]
+    assert code == 2 and "parametrization" in last and "edm" in last
+
+
+def test_hpsv3_without_an_environment_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    monkeypatch.delenv("SGBENCH_HPSV3_PYTHON", raising=False)
+    code, err = _run("run", os.path.join(os.path.dirname(__file__), "..", "suites", "t2i_hpsv3.yaml"), "--rehearse",
+                     "--out", tmp_path / "results")
+    assert code == 2 and err.count("\n") == 1 and "SGBENCH_HPSV3_PYTHON" in err and "hps_python" in err
+    assert not (tmp_path / "results").exists()
+
+
+# ---- the plan of each shipped GPU suite ---------------------------------------------------
+
+SHIPPED = os.path.join(os.path.dirname(__file__), "..", "suites")
+
+
+@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid", "t2i_geneval", "t2i_hpsv3"])
+def test_plan_of_the_shipped_suites(name):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    suite = load_suite(os.path.join(SHIPPED, f"{name}.yaml"), check_files=False).suite
+    s, notes = rehearsal_suite(suite, bf16_cpu=True)
+    assert s.sampler.steps == 2 and s.sampler.batch_size == 2 and s.device == "cpu" and s.sampler.dtype == "bf16"
+    assert [m.name for m in s.methods] == [m.name for m in suite.methods]  # every baseline
+    if s.benchmark is not None:
+        assert s.metrics.n_samples == s.sampler.images_per_prompt + 1 and s.benchmark.hps_batch_size <= 2
+    elif s.search is not None and s.search.pruning is not None:
+        assert s.search.pruning.fidelities == [4] and s.metrics.n_samples == 6
+        assert (s.search.pruning.startup_trials or 0) <= 1
+    else:
+        assert s.metrics.n_samples == 4
+    if s.search is not None:
+        assert s.search.budget == 2 and s.search.storage is None
+    assert suite.sampler.steps > 2 and notes[0].startswith("sizes: 2 euler steps")  # the suite itself is untouched
+    assert rehearsal_suite(suite, bf16_cpu=False)[0].sampler.dtype == "fp32"
+
+
+def test_shared_storage_and_fixed_report_dir_are_not_touched(tmp_path):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    data = yaml.safe_load(_suite(tmp_path).read_text())
+    data["search"].update(storage="postgresql://db/sgbench", study_name="shared", sampler="tpe", budget=50)
+    data["report"] = {"out": "/reports/paper"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    s, notes = rehearsal_suite(load_suite(tmp_path / "s.yaml", check_files=False).suite, bf16_cpu=False)
+    assert (s.search.storage, s.search.study_name, s.search.budget, s.report.out) == (None, None, 2, None)
+    assert any("postgresql://db/sgbench" in n and "not touched" in n for n in notes)
+
+
+def test_a_large_reference_of_yours_keeps_its_statistics_and_first_images(tmp_path):
+    import numpy as np
+
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.session import Rehearsal
+
+    (tmp_path / "data").mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "data" / "ref.npz", arr_0=images, mu=np.zeros(3), sigma=np.eye(3))
+    lines = []
+    r = Rehearsal(load_suite(_suite(tmp_path), check_files=False), tmp_path / "results", None, False, lines.append)
+    assert "suite.metrics.reference.path" in r.ctx.standin and not (tmp_path / "results").exists()  # planned only
+    r.build(env={"argv": ["test"]})
+    ref = r.loaded.paths["suite.metrics.reference.path"]
+    with np.load(ref) as f:
+        np.testing.assert_array_equal(f["arr_0"], images[:16])
+        np.testing.assert_array_equal(f["sigma"], np.eye(3))
+    assert any("your file's statistics and its first 16 images of 20" in ln for ln in lines)
