@@ -268,3 +268,15 @@ def test_the_vit_l14_preset_has_the_shapes_of_the_released_files():
     assert D.detect_layout(state, preset) == "timm" and D.detect_layout({**state, "mask_token": 0}, preset) == "torch-hub"
     assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in ours.items()}
     assert tuple(state["pos_embed"].shape) == (1, 1 + 37 * 37, 1024)
+
+
+def test_rehearse_stands_in_for_a_missing_dinov2_weights_file(tmp_path, capsys):
+    suite = _tiny_suite(tmp_path, tmp_path / "absent" / "dinov2_vitl14_pretrain.pth")
+    code = main(["run", str(suite), "--rehearse", "--out", str(tmp_path / "results"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "tiny random DINOv2" in err and not (tmp_path / "absent").exists()
+    run_dir = next((tmp_path / "results").iterdir())
+    with open(run_dir / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(float(r["fd_dinov2"]) > 0 and float(r["fd_dinov2_se"]) >= 0 for r in rows)
