@@ -1,6 +1,7 @@
 """`sgbench run --workers N`: local worker processes on one run, end to end on a tiny real suite
 (both workers take trials, none twice, exit codes combine) and signals reaching every worker."""
 
+import contextlib
 import csv
 import os
 import signal
@@ -114,10 +115,10 @@ def _gone(pid: int) -> bool:
         return f.read().split(") ")[1].split()[0] == "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_to_worker_0_reaches_every_worker(tmp_path, signum):
-    """While both workers sample, a signal to worker 0 only: both re-queue their trial, exit with
-    the signal's code; --resume then finishes the run with every trial once."""
+@contextlib.contextmanager
+def two_running_workers(tmp_path):
+    """A 2-worker run of long trials, started in its own session (no terminal group signal),
+    once both workers sample: yields (worker 0's process, worker 1's pid, run dir, stderr file)."""
     suite = build_suite(tmp_path, n_samples=4000, points=6, steps=4)
     run_dir = tmp_path / "results" / "workers"
     err_file = tmp_path / "err.txt"
@@ -128,19 +129,26 @@ def test_a_signal_to_worker_0_reaches_every_worker(tmp_path, signum):
         try:
             _wait_until(lambda: (run_dir / "study.db").exists() and states(run_dir / "study.db").get("RUNNING") == 2,
                         120, "two running trials")
-            child = _worker_pid(err_file)
-            proc.send_signal(signum)  # to worker 0 only (its own session: no terminal group signal)
-            code = proc.wait(timeout=120)
+            yield proc, _worker_pid(err_file), run_dir, err_file
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_worker_0_reaches_every_worker(tmp_path, signum):
+    """While both workers sample, a signal to worker 0 only: both re-queue their trial, exit with
+    the signal's code; --resume then finishes the run with every trial once."""
+    with two_running_workers(tmp_path) as (proc, child, run_dir, err_file):
+        proc.send_signal(signum)  # to worker 0 only
+        code = proc.wait(timeout=120)
     text = err_file.read_text()
     assert code == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], text
     assert _gone(child)
     s = states(run_dir / "study.db")
     assert "RUNNING" not in s and s.get("WAITING", 0) >= 2, (s, text)  # both trials re-queued
     assert text.count("re-queued") >= 2, text  # worker 0's line and worker 1's (relayed)
-    again = start(suite, tmp_path / "results", "--resume", "--workers", "1")
+    again = start(tmp_path / "suite.yaml", tmp_path / "results", "--resume", "--workers", "1")
     _, err2 = again.communicate(timeout=600)
     assert again.returncode == 0, err2
     ids = [r["trial_id"] for r in rows(run_dir)]
@@ -152,22 +160,9 @@ def test_a_worker_dies_with_worker_0(tmp_path):
     (PR_SET_PDEATHSIG), re-queues its trial and exits."""
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux-only")
-    suite = build_suite(tmp_path, n_samples=4000, points=6, steps=4)
-    run_dir = tmp_path / "results" / "workers"
-    err_file = tmp_path / "err.txt"
-    with open(err_file, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "sgbench.cli", "run", str(suite), "--out",
-                                 str(tmp_path / "results"), "--no-progress"], cwd=ROOT, env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        try:
-            _wait_until(lambda: (run_dir / "study.db").exists() and states(run_dir / "study.db").get("RUNNING") == 2,
-                        120, "two running trials")
-            child = _worker_pid(err_file)
-            proc.kill()
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with two_running_workers(tmp_path) as (proc, child, run_dir, _):
+        proc.kill()
+        proc.wait(timeout=30)
     _wait_until(lambda: _gone(child), 60, "the worker to exit")
     s = states(run_dir / "study.db")
     assert s.get("RUNNING") == 1 and s.get("WAITING", 0) >= 1, s  # worker 0's trial: reclaimed after the grace period
