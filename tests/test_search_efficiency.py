@@ -59,6 +59,7 @@ def test_halving_over_the_grid_replays_exactly(se):
     assert (s.optimum, s.optimum_point, s.optimum_se, s.grid_samples) == (5.0, 4, 1.5, 3000)
     res = se.score(table, s, r)
     assert res["best"] == 20.0 and res["gap"] == pytest.approx(3.0) and not res["hit"]
+    assert not res["within_2pct"] and not res["within_se"]
     assert res["spent"] == pytest.approx(1600 / 3000)
 
 
@@ -119,7 +120,26 @@ def test_the_shipped_ground_truth_is_the_benchmarks_grid(se):
     table = se.GridTable.read(se.TABLE)
     space = SpaceConfig(**{k: RangeConfig(**v) for k, v in se.SPACE.items()})
     assert [se.key_of(p) for p in table.points] == [se.key_of(p) for p in grid_points(space)]
-    assert len(table.points) == 180 and table.sample_counts == [*se.FIDELITIES, 500]
+    assert len(table.points) == se.GRID_TRIALS == 75 and table.sample_counts == [*se.FIDELITIES, se.N_SAMPLES]
     assert f"# fingerprint: {se.fingerprint()}" in table.header
     assert any(h.startswith("# regenerate: ") for h in table.header)
     assert all(math.isfinite(v["fd_classifier"]) and v["fd_classifier_se"] > 0 for v in table.values.values())
+
+
+def test_the_goal_counts_two_percent_or_one_standard_error(se):
+    """Within 2 % of the optimum 5.0 is <= 5.1; within its standard error 1.5 is <= 6.5."""
+    table = small_table(se)
+    s = se.grid_scores(table, "fd_classifier")
+    for complete, two, one_se in (([4], True, True), ([0, 2], False, False)):
+        r = se.Replay("x", 0, 1000, len(complete), complete, 0, 0.0)
+        res = se.score(table, s, r)
+        assert (res["within_2pct"], res["within_se"], res["hit"]) == (two, one_se, two or one_se)
+    rows = [{"point": i, **p, "n_samples": n, **table.at(i, n)} for i, p in enumerate(table.points) for n in (100, 500)]
+    for row in rows:  # point 3 becomes the optimum (4.0): point 4's 5.0 is then 25 % above it, within 1.5
+        if row["point"] == 3 and row["n_samples"] == 500:
+            row["fd_classifier"] = 4.0
+    shifted = se.GridTable.from_rows(rows)
+    s2 = se.grid_scores(shifted, "fd_classifier")
+    res = se.score(shifted, s2, se.Replay("x", 0, 1000, 1, [4], 0, 0.0))  # 5.0 vs 4.0: +25 %, within 1.5
+    assert s2.optimum == 4.0 and not res["within_2pct"] and res["within_se"] and res["hit"]
+
