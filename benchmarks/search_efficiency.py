@@ -514,6 +514,12 @@ def suite_objective() -> str:
         return load_suite(write_suite(suite_data(), Path(tmp))).suite.search.objective
 
 
+def spearman(a, b) -> float:
+    """Rank correlation (no ties in measured FDs)."""
+    ra, rb = (np.argsort(np.argsort(np.asarray(x))) for x in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def result_table(table: GridTable, results: dict[str, list[dict]]) -> str:
     s = grid_scores(table, suite_objective())
     p = table.points[s.optimum_point]
@@ -525,6 +531,9 @@ def result_table(table: GridTable, results: dict[str, list[dict]]) -> str:
         f"grid points within 2 % of the optimum: {int(np.sum(table.column(s.objective) <= 1.02 * s.optimum))}, "
         f"within its standard error: {int(np.sum(table.column(s.objective) <= s.optimum + s.optimum_se))} "
         f"of {len(table.points)}",
+        "rank correlation (Spearman) over the grid of the objective at n samples with it at the full count: "
+        + ", ".join(f"n={n}: {spearman(table.column(s.objective, n), table.column(s.objective)):+.2f}"
+                    for n in table.sample_counts[:-1]),
         "",
         "| strategy | settings | search seeds | samples spent, % of the grid: mean (max) | best found: mean (worst) "
         "| gap to the optimum: mean (worst) | within 2 % | within 1 SE | goal: ≤ 25 % of the samples and within 2 % or 1 SE "

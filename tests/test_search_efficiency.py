@@ -143,3 +143,9 @@ def test_the_goal_counts_two_percent_or_one_standard_error(se):
     res = se.score(shifted, s2, se.Replay("x", 0, 1000, 1, [4], 0, 0.0))  # 5.0 vs 4.0: +25 %, within 1.5
     assert s2.optimum == 4.0 and not res["within_2pct"] and res["within_se"] and res["hit"]
 
+
+def test_rank_correlation(se):
+    assert se.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert se.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert se.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+
