@@ -346,7 +346,7 @@ CASES = [
     Case("storage-unset-variable", suite_case(set_in("search.storage", "postgresql://u:${SGBENCH_NO_SUCH_VAR}@h/x")),
          expect="SGBENCH_NO_SUCH_VAR"),
     # ---- 6. checks before side effects ----------------------------------------------------------
-    Case("checkpoint-does-not-fit-options", suite_case(set_in("model.options", {"num_classes": 7})), expect="does not fit"),
+    Case("checkpoint-does-not-fit-options", suite_case(set_in("model.options", {"num_classes": 7})), expect="records num_classes=10, but 7 was given"),
     Case("report-option-unknown", suite_case(set_in("report.options", {"bogus": 1})), expect="suite.report.options"),
     Case("extractor-unknown", suite_case(lambda s: s["metrics"].update(extractor="clip", keys=None)),
          expect="suite.metrics.extractor"),

@@ -210,8 +210,13 @@ def test_sgbench_safetensors_from_a_denoiser_and_spec_overrides(tmp_path):
     den.backbone.load_state_dict(m.state_dict())
     path = save_sgbench_safetensors(tmp_path / "m.safetensors", den)
     assert read_sgbench_metadata(path)["parametrization"] == "rf"
-    den2 = load_denoiser(ModelSpec(checkpoint=str(path), routes=["0-3"]))
-    assert isinstance(den2, RFDenoiser) and [str(r) for r in den2.backbone.routes] == ["0-3"]
+    den2 = load_denoiser(ModelSpec(checkpoint=str(path), routes=["1 - 2"]))  # agrees with the record
+    assert isinstance(den2, RFDenoiser) and [str(r) for r in den2.backbone.routes] == ["1-2"]
+    # the file records its routes (invisible in the weights): a different value is an error, not an override
+    with pytest.raises(UserError, match=r"records routes=\['1-2'\], but \['0-3'\] was given"):
+        load_denoiser(ModelSpec(checkpoint=str(path), routes=["0-3"]))
+    with pytest.raises(UserError, match="records num_classes=5, but 7 was given"):
+        load_denoiser(ModelSpec(checkpoint=str(path), num_classes=7))
     with pytest.raises(UserError, match="holds a dit model, not maskdit"):
         load_denoiser(ModelSpec(checkpoint=str(path), family="maskdit"))
 

@@ -187,3 +187,20 @@ def test_ranges_keep_strong_below_the_weak_bound():
         strong.add(p["gamma_strong"])
         study.tell(t, 0.0)
     assert strong == {0.0, 0.2, 0.4, 0.6, 0.8}  # 0.8 < 0.9: kept (the weak lattice ends at 0.9)
+
+
+def test_two_copies_popped_at_once_by_two_workers_keep_exactly_one(tmp_path):
+    """Both workers ask before either checks for a duplicate: each sees the other copy running.
+    Exactly one copy (the lower-numbered) keeps the work; before, both gave it up and the work was
+    lost (a rung short for good: the run exited 3 on every --resume)."""
+    a = studies(tmp_path)
+    for _ in range(2):  # two workers promoted the same rung at once
+        a.search.enqueue_trial({"omega": 1.5}, user_attrs={st.WORK: "grid:0:1"})
+    first, second = a.search.ask(), a.search.ask()
+    fixed = {"omega": 1.5}
+    verdicts = [st._duplicate(a.search, first, fixed), st._duplicate(a.search, second, fixed)]
+    assert verdicts == [False, True]
+    a.search.tell(first, 1.0)
+    a.search.enqueue_trial({"omega": 1.5}, user_attrs={st.WORK: "grid:0:1"})
+    third = a.search.ask()
+    assert st._duplicate(a.search, third, fixed)  # a finished copy keeps the work against any later one

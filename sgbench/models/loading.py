@@ -275,8 +275,36 @@ def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Te
     return base
 
 
+def _explicit_fields(spec: ModelSpec, family: str) -> dict:
+    """The architecture fields the user set (suite `model:` keys, CLI options, `config:`)."""
+    out = dict(spec.config)
+    for name in ("num_classes", "input_size", "in_channels", "learn_sigma"):
+        if getattr(spec, name) is not None:
+            out[name] = getattr(spec, name)
+    if spec.routes is not None and get_backbone_family(family).takes_routes:
+        out["routes"] = list(spec.routes)
+    return out
+
+
+def _refuse_contradictions(recorded: dict, spec: ModelSpec, family: str) -> None:
+    """An sgbench file records its architecture; a given value that differs is an error, never an
+    override (routes, for one, do not show in the weights, so nothing later would catch it)."""
+    for name, given in _explicit_fields(spec, family).items():
+        have = recorded.get(name)
+        if have is None or name == "routes" and not have:
+            continue  # not recorded (a file of a dense model records no routes: adding them is not a contradiction)
+        same = _route_text(have) == _route_text(given) if name == "routes" else have == given
+        if not same:
+            raise UserError(f"checkpoint {spec.checkpoint} records {name}={have!r}, but {given!r} was given: "
+                            f"remove the explicit {name} (or set it to the recorded value)")
+
+
+def _route_text(routes) -> list[str]:
+    return sorted(str(Route.parse(r)) for r in routes)
+
+
 def _apply_spec(cfg: dict, spec: ModelSpec, family: str) -> dict:
-    """Explicit spec fields win over metadata and inference; the weights then verify them."""
+    """Explicit spec fields fill in what the file does not record (checked against a record first); the weights then verify them."""
     cfg = dict(cfg)
     for name in ("num_classes", "input_size", "in_channels", "learn_sigma"):
         if getattr(spec, name) is not None:
@@ -447,6 +475,7 @@ def load_backbone(spec: ModelSpec) -> tuple[nn.Module, Optional[Checkpoint], str
         if recorded != family:
             raise UserError(f"checkpoint {spec.checkpoint} holds a {ck.meta['family']} model, not {family}")
         cfg = dict(ck.meta["config"])
+        _refuse_contradictions(cfg, spec, family)
         cfg.update(spec.config)
     elif ck is not None:
         cfg = _config_from_weights(family, spec, ck.state_dict)

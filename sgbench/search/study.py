@@ -276,7 +276,11 @@ def _is_live_holder(t: FrozenTrial, gone: set[int]) -> bool:
 
 
 def _duplicate(study: optuna.Study, trial: optuna.Trial, fixed: dict) -> bool:
-    """Another live trial does the same work (two workers seeded, requeued or promoted at once)."""
+    """Another live trial does the same work (two workers seeded, requeued or promoted at once).
+
+    Of two unfinished holders the lower-numbered one keeps the work, whatever their states: two
+    workers that pop both copies at the same moment must not each see the other running and
+    both give the work up. A finished holder always keeps it."""
     trials = study.get_trials(deepcopy=False)
     gone = replaced(trials)
     key = trial.user_attrs.get(WORK)
@@ -285,7 +289,7 @@ def _duplicate(study: optuna.Study, trial: optuna.Trial, fixed: dict) -> bool:
             continue
         same = t.user_attrs.get(WORK) == key if key is not None else (
             RETRY_OF not in trial.user_attrs and _fixed(t) == fixed)
-        if same and (t.state != TrialState.WAITING or t.number < trial.number):
+        if same and (t.state.is_finished() or t.number < trial.number):
             return True
     return False
 

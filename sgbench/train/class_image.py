@@ -66,14 +66,11 @@ class FlowObjectiveConfig:
 
 
 def _presets(family: str) -> dict:
-    """Named sizes of the family: DiT/SiT presets, or MaskDiT's (incl. the paper's MaskSiT-XL/2)."""
-    if family == "maskdit":
-        from sgbench.models.maskdit import MASKDIT_PRESETS
+    """Named sizes of the family (DiT/SiT presets, or MaskDiT's incl. the paper's MaskSiT-XL/2): the
+    backbone registry's, the one place a family lists them."""
+    from sgbench.models.registry import get_backbone_family
 
-        return MASKDIT_PRESETS
-    from sgbench.models.dit import DIT_PRESETS
-
-    return DIT_PRESETS
+    return get_backbone_family(family).presets
 
 
 def _dit_config(m: ImageModelConfig, data, label_dropout: float):

@@ -42,11 +42,13 @@ def pick_device(name: str, local_rank: int) -> torch.device:
 
 
 def autocast_context(precision: str, device: torch.device):
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16":
-        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
+    """The sampler's precision names and mapping (one definition: sampling.precision)."""
+    from sgbench.sampling.precision import autocast_dtype
+
+    dtype = autocast_dtype(precision, device)
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------- pure helpers
