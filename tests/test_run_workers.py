@@ -138,7 +138,8 @@ def two_running_workers(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_worker_0_reaches_every_worker(tmp_path, signum):
     """While both workers sample, a signal to worker 0 only: both re-queue their trial, exit with
-    the signal's code; --resume then finishes the run with every trial once."""
+    the signal's code; --resume then finishes the run with every trial once (checked after SIGTERM
+    only: the resume is most of the test's time, and it does not depend on the signal)."""
     with two_running_workers(tmp_path) as (proc, child, run_dir, err_file):
         proc.send_signal(signum)  # to worker 0 only
         code = proc.wait(timeout=120)
@@ -148,6 +149,8 @@ def test_a_signal_to_worker_0_reaches_every_worker(tmp_path, signum):
     s = states(run_dir / "study.db")
     assert "RUNNING" not in s and s.get("WAITING", 0) >= 2, (s, text)  # both trials re-queued
     assert text.count("re-queued") >= 2, text  # worker 0's line and worker 1's (relayed)
+    if signum != signal.SIGTERM:
+        return
     again = start(tmp_path / "suite.yaml", tmp_path / "results", "--resume", "--workers", "1")
     _, err2 = again.communicate(timeout=600)
     assert again.returncode == 0, err2
