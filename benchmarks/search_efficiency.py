@@ -319,9 +319,13 @@ class TableStages:
         self.run_dir = None
         self.spent = 0
         self.streams: list[tuple[int, int, int]] = []  # (point, start, stop)
+        self.cells = None  # set by run_suite (one cell: the table is of one checkpoint)
 
     def validate(self):
         pass
+
+    def use(self, cell):
+        pass  # the table holds one model's numbers
 
     def load(self):
         pass
