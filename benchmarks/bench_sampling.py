@@ -7,13 +7,20 @@ overhead of the harness (rules, batching, per-sample generators) over a bare Eul
 Random weights (cost does not depend on them). FLOPs are analytic by processed tokens:
 1 FMA = 1 FLOP, linear layers per token, adaLN per sample, plus the attention matmuls (which
 fvcore leaves out; printed separately). Targets: measured speedup >= 90% of the FLOP-ideal
-one; harness overhead <= 5%. All ratios come from one run with interleaved repeats (minimum: the least disturbed
-run on a shared machine; process CPU time is printed too, as it is less sensitive to load).
+one; harness overhead <= 5%.
+
+Stable on a shared machine: the configurations run interleaved, in a rotated order each repeat,
+and every figure is the MEDIAN over repeats of a PAIRED ratio (the two configurations compared
+within one repeat, seconds apart, so slow drifts of the machine's load cancel), in process CPU
+time (what one torch thread computes, not the time it waited for a core; wall time is printed
+beside it). Each target is decided by the quartiles of its paired ratios: "met" when the median
+meets it, "undecided" when the quartiles straddle it (run more --repeats), else "not met".
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -70,13 +77,38 @@ def timed(fn, device) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def paired(a, b) -> list[float]:
+    """Quartiles [q1, median, q3] of the per-repeat ratios a[r] / b[r]."""
+    ratios = [x / y for x, y in zip(a, b)]
+    if len(ratios) == 1:
+        return ratios * 3
+    q1, q2, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return [q1, q2, q3]
+
+
+def fmt_q(q) -> str:
+    return f"{q[1]:.3f} [{q[0]:.3f}, {q[2]:.3f}]"
+
+
+def verdict(q, target: float, higher: bool) -> str:
+    """met / not met by the median, undecided when the quartiles straddle the target."""
+    lo, mid, hi = q
+    if lo <= target <= hi and not (lo == hi):
+        return f"undecided (quartiles straddle {target:g}: more --repeats)"
+    return "met" if (mid >= target if higher else mid <= target) else "not met"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="DiT-B/2")
     ap.add_argument("--routes", default="2-10")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
@@ -119,36 +151,40 @@ def main(argv=None) -> int:
     jobs["bare@0.5"] = run_bare(0.5)
     for f in jobs.values():  # warm-up
         f()
-    times = {name: [] for name in jobs}
-    for _ in range(args.repeats):  # interleaved, so machine-load drift hits every config alike
-        for name, f in jobs.items():
-            times[name].append(timed(f, device))
-    # min over repeats: the run least disturbed by other processes on a shared machine
-    med = {name: min(w for w, _ in ts) for name, ts in times.items()}
-    cpu = {name: min(c for _, c in ts) for name, ts in times.items()}
-    spread = max(max(w for w, _ in ts) / min(w for w, _ in ts) - 1 for ts in times.values())
+    names = list(jobs)
+    times = {name: [] for name in jobs}  # per repeat: (wall s, cpu s)
+    for r in range(args.repeats):  # interleaved, rotated: load drift and position hit every config alike
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            times[name].append(timed(jobs[name], device))
+    wall = {name: [w for w, _ in ts] for name, ts in times.items()}
+    cpu = {name: [c for _, c in ts] for name, ts in times.items()}
 
     print(f"# {args.arch}, {cfg.num_tokens} tokens, routes {args.routes}, batch {args.batch}, {args.steps} Euler steps, "
-          f"device {device}{' bf16' if autocast else ' fp32'}, threads {args.threads}, min of {args.repeats} "
-          f"interleaved repeats (largest max/min spread {100 * spread:.0f}%)")
+          f"device {device}{' bf16' if autocast else ' fp32'}, threads {args.threads}, {args.repeats} interleaved "
+          f"repeats; medians of per-repeat paired ratios [quartiles], process CPU time (wall beside)")
     base = rule_flops(rules["unguided"], cfg, args.steps)
-    print(f"{'config':<14}{'wall/s':>9}{'cpu/s':>9}{'rel wall':>10}{'rel cpu':>9}{'rel FLOPs':>11}{'rel FLOPs(fvcore)':>19}")
     base_fv = rule_flops(rules["unguided"], cfg, args.steps, attention=False)
+    print(f"{'config':<14}{'cpu/s':>9}{'wall/s':>9}{'rel cpu':>22}{'rel wall':>10}{'rel FLOPs':>11}{'rel FLOPs(fvcore)':>19}")
     for name, rule in rules.items():
+        rc = paired(cpu[name], cpu["unguided"])
+        rw = paired(wall[name], wall["unguided"])
         rf = rule_flops(rule, cfg, args.steps) / base
         rfv = rule_flops(rule, cfg, args.steps, attention=False) / base_fv
-        print(f"{name:<14}{med[name]:>9.3f}{cpu[name]:>9.3f}{med[name] / med['unguided']:>10.3f}"
-              f"{cpu[name] / cpu['unguided']:>9.3f}{rf:>11.3f}{rfv:>19.3f}")
+        print(f"{name:<14}{median(cpu[name]):>9.3f}{median(wall[name]):>9.3f}{fmt_q(rc):>22}{rw[1]:>10.3f}"
+              f"{rf:>11.3f}{rfv:>19.3f}")
 
     print()
     for slow, fast in (("cfg(1.5)", "sg(0.5,0.9)"), ("unguided", "unguided@0.5")):
         ideal = rule_flops(rules[slow], cfg, args.steps) / rule_flops(rules[fast], cfg, args.steps)
-        wall, cpu_ = med[slow] / med[fast], cpu[slow] / cpu[fast]
-        print(f"speedup {fast} over {slow}: FLOP-ideal {ideal:.3f}x; wall {wall:.3f}x = {100 * wall / ideal:.1f}% "
-              f"of ideal, cpu {cpu_:.3f}x = {100 * cpu_ / ideal:.1f}% (target >= 90%)")
+        q = [v / ideal for v in paired(cpu[slow], cpu[fast])]  # fraction of the ideal speedup
+        qw = paired(wall[slow], wall[fast])[1] / ideal
+        print(f"speedup {fast} over {slow}: FLOP-ideal {ideal:.3f}x; cpu {q[1] * ideal:.3f}x = {100 * q[1]:.1f}% of ideal "
+              f"[{100 * q[0]:.1f}, {100 * q[2]:.1f}], wall {100 * qw:.1f}%; target >= 90%: {verdict(q, 0.90, higher=True)}")
     for bare, ours in (("bare", "unguided"), ("bare@0.5", "unguided@0.5")):
-        print(f"harness overhead {ours} vs {bare} loop: wall {100 * (med[ours] / med[bare] - 1):+.1f}%, "
-              f"cpu {100 * (cpu[ours] / cpu[bare] - 1):+.1f}% (target <= 5%)")
+        q = [v - 1 for v in paired(cpu[ours], cpu[bare])]
+        qw = paired(wall[ours], wall[bare])[1] - 1
+        print(f"harness overhead {ours} vs {bare} loop: cpu {100 * q[1]:+.1f}% [{100 * q[0]:+.1f}, {100 * q[2]:+.1f}], "
+              f"wall {100 * qw:+.1f}%; target <= 5%: {verdict(q, 0.05, higher=False)}")
     return 0
 
 

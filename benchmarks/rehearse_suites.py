@@ -97,7 +97,7 @@ def check_run(out: Path, name: str, column: str) -> list[str]:
     for r in rows:
         if not r.get(column):
             problems.append(f"{r.get('trial_id')}: no {column}")
-    report = out.parent / "reports" / run_dir.name / "report.html"
+    report = run_dir / "report" / "report.html"
     if not report.is_file():
         problems.append(f"no {report}")
     return problems

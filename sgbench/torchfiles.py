@@ -41,9 +41,16 @@ def load_torch_file(path, what: str, trust: bool = False, map_location="cpu"):
 
 
 def load_state_dict(path, what: str) -> dict:
-    """A plain state dict (name -> tensor) from a torch file, never unpickling objects."""
+    """A plain state dict (name -> tensor) from a torch file or a `.safetensors` file, never unpickling objects."""
     import torch
 
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:  # corrupt, truncated, not safetensors
+            raise UserError(f"cannot read {what} {path}: {_first_line(e)}") from None
     sd = load_torch_file(path, what)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]

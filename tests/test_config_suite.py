@@ -165,6 +165,7 @@ def test_quickstart_suite_is_valid_and_its_shipped_files_exist():
     assert {m.method for m in s.methods} >= {"none", "cfg"}
     assert s.search.method == "sg" and s.search.sampler == "grid"
     assert s.metrics.extractor == "classifier" and s.metrics.reference.dataset == "shapes"
+    assert s.workers == 2 and s.threads == 1  # both cores of the 2-core CPU it is made for, one thread each
 
 
 def test_text_to_image_suites_are_checked_like_the_others(tmp_path, capsys):

@@ -20,8 +20,10 @@ def test_each_metric_knows_its_facts():
     assert (fid.display, fid.higher_is_better, fid.provider, fid.format_spec()) == ("FID", False, "inception", ".2f")
     assert (is_.display, is_.title, is_.higher_is_better, is_.format_spec()) == ("IS", "Inception Score", True, ".1f")
     assert (acc.display, acc.format_spec()) == ("Acc.", ".3f")
-    fd = registry.get("fd_dinov2")  # a family: any extractor's name
-    assert (fd.display, fd.higher_is_better, fd.provider) == ("FD_dinov2", False, "dinov2")
+    fd = registry.get("fd_someextractor")  # a family: any extractor's name
+    assert (fd.display, fd.higher_is_better, fd.provider) == ("FD_someextractor", False, "someextractor")
+    fd = registry.get("fd_dinov2")  # registered by name: edm2's spelling
+    assert (fd.display, fd.higher_is_better, fd.provider) == ("FD_DINOv2", False, "dinov2")
     assert registry.get("gflops").format_spec(5.0) == ".3g" and registry.get("gflops").format_spec(118.6) == ".1f"
     assert registry.is_cost("gflops_attn") and not registry.is_quality("gflops_attn")
     assert registry.get("hpsv3_natural_scenery").display == "Natural Scenery"
@@ -40,7 +42,10 @@ def test_direction_has_one_flag_only():
 
 def test_providers_columns():
     assert registry.provider_metrics("inception") == ("fid", "sfid", "is", "precision", "recall")
-    assert registry.provider_metrics("dinov2") == ("fd_dinov2", "precision_dinov2", "recall_dinov2", "class_acc")
+    assert registry.provider_metrics("dinov2") == ("fd_dinov2", "precision_dinov2", "recall_dinov2")  # no logits
+    assert registry.provider_metrics("classifier") == ("fd_classifier", "precision_classifier", "recall_classifier",
+                                                       "class_acc")
+    assert registry.get("fd_dinov2").display == "FD_DINOv2" and registry.get("fd_dinov2").headline
     assert registry.provider_metrics("geneval") == ("geneval", *(f"geneval_{t}" for t in GENEVAL_TAGS))
     assert registry.provider_metrics("hpsv3")[:3] == ("hpsv3", "hpsv3_characters", "hpsv3_arts")
     assert {b.scorer for b in BENCHMARKS.values()} == {"geneval", "hpsv3"}

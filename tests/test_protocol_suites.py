@@ -14,7 +14,7 @@ from sgbench.config import load_suite
 from sgbench.errors import UserError
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
-GPU_SUITES = ["imagenet_grid", "imagenet_table2", "masking_grid", "masking_grid_maskdit_edm"]
+GPU_SUITES = ["imagenet_grid", "imagenet_search", "imagenet_table2", "masking_grid", "masking_grid_maskdit_edm"]
 
 
 def all_suites():
@@ -190,3 +190,19 @@ def test_suites_name_the_masking_models_they_expect():
     assert edm.model.arch == "MaskDiT-XL/2" and edm.sampler.rounding == "truncate"
     with pytest.raises(UserError):
         load_suite(SUITES / "masking_grid.yaml")  # its files are the user's: missing here
+
+
+def test_the_shipped_search_suite_is_the_grid_suite_searched_by_the_benchmarks_choice():
+    """suites/imagenet_search.yaml: imagenet_grid's model, sampler, metrics and space, searched by
+    the strategy docs/search-efficiency.md chose (multi-objective FID vs GFLOPs) at <= 25 % of the
+    grid's trials."""
+    from sgbench.search.space import grid_points
+
+    grid = load_suite(SUITES / "imagenet_grid.yaml", check_files=False).suite
+    search = load_suite(SUITES / "imagenet_search.yaml", check_files=False).suite
+    for key in ("model", "sampler", "metrics", "seeds", "methods"):
+        assert getattr(search, key) == getattr(grid, key), key
+    assert search.search.space == grid.search.space and search.search.method == grid.search.method
+    assert search.search.sampler == "multi-objective" and search.search.objectives == ["fid", "gflops"]
+    assert search.search.pruning is None and search.search.budget * 4 <= len(grid_points(grid.search.space)) == 180
+

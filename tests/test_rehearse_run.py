@@ -77,7 +77,7 @@ def test_rehearsal_runs_every_baseline_two_search_points_and_a_rung(rehearsed):
     assert snapshot["search"]["budget"] == 2 and snapshot["device"] == "cpu"
     assert snapshot["model"]["checkpoint"] == str(run_dir / "standins" / "model.checkpoint" / "model.pt")
     assert not (tmp / "data").exists()  # stand-ins live in the run directory only
-    report = tmp / "reports" / "tiny-rehearsal"
+    report = run_dir / "report"
     assert (report / "report.html").is_file() and NOTICE in (report / "report.md").read_text()
     import html
 

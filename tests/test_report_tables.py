@@ -43,7 +43,7 @@ def test_metric_names_and_order():
     assert primary_metric(["class_acc", "fd_dinov2", "fd_inception"]) == "fd_dinov2"
     assert primary_metric(["hpsv3", "hpsv3_animals"]) == "hpsv3"
     assert [display_name(c) for c in ("fid", "sfid", "is", "precision", "recall", "fd_dinov2", "class_acc")] == \
-        ["FID", "sFID", "IS", "Prec.", "Rec.", "FD_dinov2", "Acc."]
+        ["FID", "sFID", "IS", "Prec.", "Rec.", "FD_DINOv2", "Acc."]
     assert display_name("hpsv3_natural_scenery") == "Natural Scenery"
     assert display_name("geneval_color_attribution") == "Color attribution"
 

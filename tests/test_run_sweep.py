@@ -176,7 +176,7 @@ def test_a_sweep_runs_every_checkpoint_and_its_report_draws_the_sweep_figures(fi
     for step in (100, 200):
         block = np.load(run_dir / "conditional" / f"step{step}" / "seed0" / "000000.npy")
         assert block.dtype == np.uint8 and block.shape == (8, 32, 32, 3)
-    report = files / "reports" / "sweep"
+    report = run_dir / "report"
     names = {p.name for p in (report / "figures").glob("*.png")}
     assert {"sweep_training_fd_classifier.png", "sweep_auxiliary_fd_classifier.png", "lpips_cond.png"} <= names
     md = (report / "report.md").read_text()

@@ -157,6 +157,39 @@ def test_items_enqueued_twice_by_racing_workers_are_popped_once(tmp_path):
     assert len(st.counted_trials(a.search)) == 2
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_every_lattice_point_is_reachable_and_exact(sampler):
+    """A stepped range reaches both ends of its lattice for every gamma_strong (0.8 and 0.9 were
+    lost to floating-point floor division: (0.9 - 0.3) // 0.1 == 5), and values are lattice values."""
+    space = SpaceConfig(gamma_strong=RangeConfig(0.0, 0.8, 0.1), gamma_weak=RangeConfig(0.1, 0.9, 0.1),
+                        omega=RangeConfig(3.0, 12.0, 3.0))
+    lattice = {(p["gamma_strong"], p["gamma_weak"], p["omega"]) for p in grid_points(space)}
+    study = optuna.create_study(sampler=SAMPLERS[sampler](SearchConfig(sampler=sampler, budget=40)))
+    seen = set()
+    for _ in range(1500 if sampler == "random" else 200):
+        t = study.ask()
+        p = suggest(t, space)
+        seen.add((p["gamma_strong"], p["gamma_weak"], p["omega"]))
+        study.tell(t, p["omega"])
+    assert seen <= lattice  # exact lattice values (no 0.30000000000000004)
+    if sampler == "random":
+        assert seen == lattice  # all 180 points, including gamma_strong 0.8 and (0.1, 0.9), (0.3, 0.9), (0.7, 0.9)
+
+
+def test_ranges_keep_strong_below_the_weak_bound():
+    """gamma_strong's values stop below gamma_weak's upper bound, on its own lattice."""
+    space = SpaceConfig(gamma_strong=RangeConfig(0.0, 0.8, 0.2), gamma_weak=RangeConfig(0.5, 0.9, 0.2))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    strong = set()
+    for _ in range(200):
+        t = study.ask()
+        p = suggest(t, space)
+        assert p["gamma_strong"] < p["gamma_weak"]
+        strong.add(p["gamma_strong"])
+        study.tell(t, 0.0)
+    assert strong == {0.0, 0.2, 0.4, 0.6, 0.8}  # 0.8 < 0.9: kept (the weak lattice ends at 0.9)
+
+
 def test_two_copies_popped_at_once_by_two_workers_keep_exactly_one(tmp_path):
     """Both workers ask before either checks for a duplicate: each sees the other copy running.
     Exactly one copy (the lower-numbered) keeps the work; before, both gave it up and the work was

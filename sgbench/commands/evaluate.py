@@ -16,10 +16,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("samples", help="sample batch: .npz with arr_0 uint8 [N,H,W,3] (arr_1 labels optional), or an image folder")
     p.add_argument("--ref", required=True, help="reference: ADM batch .npz (arr_0, mu, sigma, mu_s, sigma_s), images .npz, or folder")
-    p.add_argument("--extractor", default="inception", help="feature extractor: inception (default) or classifier")
+    p.add_argument("--extractor", default="inception",
+                   help="feature extractor: inception (default; FID, sFID, IS, ...), dinov2 (FD_DINOv2) or classifier")
     p.add_argument("--inception-weights", help="torch-fidelity Inception weights file (weights-inception-2015-12-05-6726825d.pth)")
+    p.add_argument("--dinov2-weights", help="DINOv2 ViT-L/14 weights for --extractor dinov2: torch-hub's "
+                   "dinov2_vitl14_pretrain.pth or timm's vit_large_patch14_dinov2.lvd142m model.safetensors")
     p.add_argument("--classifier-weights", help="sgbench classifier .safetensors (for --extractor classifier)")
-    p.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=None, help="images per extractor call (default 64 Inception, 256 classifier)")
+    p.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=None,
+                   help="images per extractor call (default 64 Inception and DINOv2, 256 classifier)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", default=None, help="reference statistics cache (default $SGBENCH_CACHE_DIR or ~/.cache/sgbench)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached reference statistics")
@@ -46,7 +50,8 @@ def main(args) -> int:
     from sgbench.metrics.registry import INCEPTION, get, image_columns
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    weights = args.inception_weights if args.extractor == "inception" else args.classifier_weights
+    weights = {"inception": args.inception_weights, "dinov2": args.dinov2_weights}.get(args.extractor,
+                                                                                     args.classifier_weights)
     kwargs = {"weights_path": weights, "device": device}
     if args.batch_size:
         if args.batch_size < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def register(subparsers):
-    from sgbench.config.limits import MAX_TRIALS, count_arg
+    from sgbench.config.limits import MAX_TRIALS, MAX_WORKERS, count_arg
 
     p = subparsers.add_parser(
         "run",
@@ -30,6 +30,9 @@ def register(subparsers):
                         "(docs/rehearse.md)")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-trial lines still print)")
+    p.add_argument("--workers", type=count_arg(1, MAX_WORKERS), default=None, metavar="N",
+                   help="local worker processes sharing the run, each with the suite's torch threads "
+                        "(default: the suite's `workers`, 1)")
     return p
 
 
@@ -42,7 +45,7 @@ def main(args) -> int:
     try:
         result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name, max_trials=args.max_trials,
                            report=not args.no_report, progress=not args.no_progress, argv=sys.argv,
-                           rehearse=args.rehearse)
+                           rehearse=args.rehearse, workers=args.workers)
     except RunInterrupted as e:
         print(f"sgbench run: stopped by {e}", file=sys.stderr)
         return e.exit_code

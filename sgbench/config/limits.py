@@ -17,6 +17,7 @@ MAX_BATCH = 65_536  # images per batch (sampler, extractor)
 MAX_SEEDS = 1_000
 MAX_TRIALS = 1_000_000  # search budget / grid points
 MAX_THREADS = 4_096
+MAX_WORKERS = 256  # local worker processes of one `sgbench run`
 MAX_IMAGE_SIDE = 8_192  # pixels (or latent cells) per side
 MAX_CLASSES = 1_000_000
 MAX_TRAIN_STEPS = 1_000_000_000

@@ -32,6 +32,9 @@ HOW = {
     "inception": "torch-fidelity's Inception weights weights-inception-2015-12-05-6726825d.pth (from the "
                  "torch-fidelity GitHub release), copied to this machine",
     "classifier": "an sgbench classifier (.safetensors): `sgbench train` with the classifier config",
+    "dinov2": "the DINOv2 ViT-L/14 weights dinov2_vitl14_pretrain.pth (torch.hub 'facebookresearch/dinov2' "
+              "'dinov2_vitl14', from dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/) or timm's "
+              "vit_large_patch14_dinov2.lvd142m model.safetensors, copied to this machine",
     "weights": "the feature extractor's weights file",
     "text_encoder": "a local Hugging Face directory of the text encoder (e.g. InternVL3-2B), copied to this machine",
     "metadata": "GenEval's prompts/evaluation_metadata.jsonl (djghosh13/geneval), copied to this machine",

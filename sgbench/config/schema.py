@@ -397,6 +397,7 @@ class Suite:
     description: str = ""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # CPU threads for torch (0: torch's default); 1 is fastest on a busy 2-core machine
+    workers: int = 1  # local processes sharing the run's study (`sgbench run --workers`), `threads` each
     seeds: list[int] = field(default_factory=lambda: [0])
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     # each entry a labelled guidance config (`name` = its trials.csv label), validated by GuidanceConfig
@@ -411,6 +412,7 @@ class Suite:
             fail(f"{path}.seeds", "must list at least one seed")
         limits.check_count(len(self.seeds), f"{path}.seeds (count)", 1, limits.MAX_SEEDS)
         limits.check_count(self.threads, f"{path}.threads", 0, limits.MAX_THREADS)
+        limits.check_count(self.workers, f"{path}.workers", 1, limits.MAX_WORKERS)
         for i, seed in enumerate(self.seeds):
             limits.check_count(seed, f"{path}.seeds[{i}]", 0, 2**63 - 1)
         if len(set(self.seeds)) != len(self.seeds):

@@ -6,8 +6,8 @@ it returns a dict of float32 tensors with some of
   'spatial' [B, 2023] sFID features (Inception only),
   'logits'  [B, K]    class logits (Inception: ADM's unbiased logits, for IS; classifier: for class_acc).
 The metric registry names the columns after the extractor's `name` (`registry.image_columns`):
-Inception's are ADM's (fid, sfid, is, precision, recall), another extractor X's fd_X,
-precision_X, recall_X (+ class_acc).
+Inception's are ADM's (fid, sfid, is, precision, recall); DINOv2's are edm2's fd_dinov2 with
+precision_dinov2 and recall_dinov2; another extractor X's fd_X, precision_X, recall_X (+ class_acc).
 """
 
 from __future__ import annotations
@@ -184,6 +184,33 @@ class ClassifierExtractor(Extractor):
     def _extract(self, images):
         feats = self.net.features(images)
         return {"pool": feats, "logits": self.net.logits_from_features(feats)}
+
+
+@register_extractor("dinov2")
+class DINOv2Extractor(Extractor):
+    """DINOv2 ViT-L/14 final-norm CLS features with edm2's preprocessing ('pool', for FD_DINOv2),
+    from a local torch-hub or timm weights file (sgbench.metrics.dinov2)."""
+
+    name = "dinov2"
+
+    def __init__(self, weights_path=None, device="cpu", batch_size: int = 64, **unknown):
+        super().__init__(device)
+        _reject_unknown("dinov2", unknown)
+        from sgbench.metrics.dinov2 import WEIGHTS_HINT, load_dinov2
+
+        if not weights_path:
+            raise UserError(f"the dinov2 extractor needs its weights file: {WEIGHTS_HINT}")
+        self.net, self.layout = load_dinov2(weights_path, device=self.device)
+        self.weights_path = Path(weights_path).expanduser()
+        self.batch_size = int(batch_size)
+        self.feature_dims = {"pool": self.net.config.embed_dim}
+
+    @property
+    def cache_key(self) -> str:
+        return f"dinov2|{file_fingerprint(self.weights_path)}"
+
+    def _extract(self, images):
+        return {"pool": self.net(images)}
 
 
 def cache_digest(*parts: str) -> str:

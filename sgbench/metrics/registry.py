@@ -228,6 +228,8 @@ class ImageColumns:
 def image_columns(extractor: str) -> ImageColumns:
     if extractor == INCEPTION:
         return ImageColumns(FID.key, SFID.key, IS.key, PRECISION.key, RECALL.key)
+    if extractor == DINOV2:  # features only: no class logits, hence no class accuracy
+        return ImageColumns(FD_DINOV2.key, precision=PRECISION_DINOV2.key, recall=RECALL_DINOV2.key)
     return ImageColumns(FD.key(extractor), precision=PRECISION_OF.key(extractor),
                         recall=RECALL_OF.key(extractor), class_acc=CLASS_ACC.key)
 
@@ -251,6 +253,12 @@ SFID = register_metric("sfid", "sFID", False, provider=INCEPTION)
 IS = register_metric("is", "IS", True, ".1f", provider=INCEPTION, title="Inception Score")
 PRECISION = register_metric("precision", "Prec.", True, provider=INCEPTION, title="Precision")
 RECALL = register_metric("recall", "Rec.", True, provider=INCEPTION, title="Recall")
+# edm2's FD_DINOv2 (DINOv2 ViT-L/14 features) and k-NN precision/recall in that space (as dgm-eval)
+DINOV2 = "dinov2"
+FD_DINOV2 = register_metric("fd_dinov2", "FD_DINOv2", False, provider=DINOV2, headline=True,
+                            title="Fréchet distance in DINOv2 features (FD_DINOv2)")
+PRECISION_DINOV2 = register_metric("precision_dinov2", "Prec._DINOv2", True, provider=DINOV2, title="Precision (DINOv2)")
+RECALL_DINOV2 = register_metric("recall_dinov2", "Rec._DINOv2", True, provider=DINOV2, title="Recall (DINOv2)")
 FD = register_family("fd_", "FD_{}", False, headline=True)
 PRECISION_OF = register_family("precision_", "Prec._{}", True)
 RECALL_OF = register_family("recall_", "Rec._{}", True)

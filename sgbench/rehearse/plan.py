@@ -101,6 +101,6 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
             search.storage, search.study_name = None, None
         notes.append(f"search: {what}")
     if s.report.out is not None and "{run}" not in s.report.out:
-        notes.append(f"report: reports/<run>/ instead of the suite's {s.report.out} (kept for real runs)")
+        notes.append(f"report: <run>/report/ instead of the suite's {s.report.out} (kept for real runs)")
         s.report.out = None
     return s, notes

@@ -206,6 +206,12 @@ def build_extractor_weights(ctx: Context, key: str) -> Path:
         if not path.exists():
             write_inception_weights(path, SEED)
         what = "torch-fidelity's InceptionV3 with random weights (its weights file's state-dict layout)"
+    elif name == "dinov2":
+        from sgbench.metrics.dinov2 import write_standin_weights
+
+        if not path.exists():
+            write_standin_weights(path, SEED)
+        what = "a tiny random DINOv2 (64 wide, 2 blocks, ViT-L's patch and positional grid) in torch-hub's layout"
     else:
         from sgbench.rehearse.classifier import write_classifier
 

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -30,10 +30,16 @@ class RunResult:
     run_dir: Path
     failed: int  # failed trials in trials.csv
     unfinished: int  # trials not done (other workers, --max-trials, a rung blocked by a failure)
+    worker_codes: list[int] = field(default_factory=list)  # exit codes of local workers 1..N-1 (--workers)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed else EXIT_UNFINISHED if self.unfinished else EXIT_DONE
+        own = EXIT_FAILED if self.failed else EXIT_UNFINISHED if self.unfinished else EXIT_DONE
+        if not self.worker_codes:
+            return own
+        from sgbench.run.workers import combine
+
+        return combine([own, *self.worker_codes])
 
 
 def _log_to_stderr(msg: str) -> None:
@@ -61,24 +67,28 @@ class _HeldLog:
 
 def run_suite(suite_path, out="results", resume: bool = False, name=None, max_trials=None,
               report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None,
-              retry_failed: Optional[bool] = None, rehearse: bool = False) -> RunResult:
+              retry_failed: Optional[bool] = None, rehearse: bool = False, workers: Optional[int] = None,
+              progress_factory=None) -> RunResult:
     """Run (or resume) a suite; returns the run directory and what is left (`exit_code`).
 
     stages_factory(loaded, device, log) -> Stages replaces the real model/metric stages (tests).
     retry_failed: re-queue failed trials first (default: with --resume). SIGINT and SIGTERM
     raise `sgbench.run.signals.RunInterrupted` after re-queuing the trial in progress.
     rehearse: tiny sizes and stand-ins for missing files, in a rehearsal directory (sgbench.rehearse).
+    workers: local worker processes (default: the suite's `workers`; sgbench.run.workers);
+    progress_factory replaces the progress bar (a local worker's goes to worker 0).
     """
     say = _HeldLog(log or _log_to_stderr)
     interrupts = Interrupts()
     with interrupts.installed():
         return _run(suite_path, Path(out), resume, name, max_trials, report, progress,
                     list(argv if argv is not None else sys.argv), say, stages_factory,
-                    resume if retry_failed is None else retry_failed, interrupts, rehearse)
+                    resume if retry_failed is None else retry_failed, interrupts, rehearse, workers,
+                    progress_factory)
 
 
 def _run(suite_path, root: Path, resume, name, max_trials, report, progress, argv, log, stages_factory,
-         retry_failed, interrupts: Interrupts, rehearse: bool = False) -> RunResult:
+         retry_failed, interrupts: Interrupts, rehearse: bool = False, workers=None, progress_factory=None) -> RunResult:
     from sgbench.run import rundir
     from sgbench.run.env import environment
     from sgbench.run.stages import pick_device
@@ -96,6 +106,13 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     run_name = name or suite.name
     rundir.check_run_root(root, run_name)
     rank, size = rundir.world()
+    if rehearsal is not None and (suite.workers if workers is None else workers) > 1:
+        log("rehearsal: one worker (a rehearsal is small; its workers would need stand-ins of their own)")
+        workers = 1
+    local = _local_workers(suite, suite_path, workers, size, max_trials, argv, log)
+    if local is not None:
+        interrupts.listeners.append(local.signalled)
+        progress_factory = local.make_progress
     device = pick_device(suite.device)
     if suite.threads:
         import torch
@@ -157,18 +174,26 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
 
     from sgbench.run.pipeline import Runner, RunOptions
 
-    options = RunOptions(max_trials=max_trials, progress=progress, retry_failed=retry_failed)
+    options = RunOptions(max_trials=max_trials, progress=progress, retry_failed=retry_failed,
+                         workers=local.count if local is not None else 1)
+    if progress_factory is not None:
+        options.progress_factory = progress_factory
     runner = Runner(loaded, run_dir, stages, studies, options, interrupts, log)
     hint = (f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}"
             f"{' --out ' + str(root) if str(root) != 'results' else ''}`")
+    stopped = True
     try:
+        if local is not None:
+            local.started(run_dir)
         runner.run()
+        stopped = False
     except KeyboardInterrupt:
         log(f"interrupted: the current trial is re-queued; continue with {hint}")
         raise
     finally:
         stages.close()  # e.g. the HPSv3 worker process
-    result = RunResult(run_dir, runner.failed(), runner.unfinished())
+        worker_codes = local.wait(stop=stopped) if local is not None else []  # the others re-queue theirs
+    result = RunResult(run_dir, runner.failed(), runner.unfinished(), worker_codes)
     if result.failed:
         log(f"{result.failed} trial(s) failed (tracebacks in {run_dir / 'errors'}); {hint} retries them")
     if result.unfinished:
@@ -178,6 +203,19 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     interrupts.check()
     log(f"done in {time.perf_counter() - started:.0f}s: {run_dir / 'trials.csv'}")
     return result
+
+
+def _local_workers(suite, suite_path, workers: Optional[int], size: int, max_trials, argv, log):
+    """The other local workers of `--workers N` / suite `workers` (None: this process alone)."""
+    count = suite.workers if workers is None else workers
+    if count <= 1:
+        return None
+    if size > 1:  # torchrun already starts one worker per rank
+        log(f"workers: {count} ignored under torchrun (WORLD_SIZE={size}: one worker per rank)")
+        return None
+    from sgbench.run.workers import LocalWorkers
+
+    return LocalWorkers(count, suite_path, suite.threads, max_trials, argv, log)
 
 
 def make_stages(loaded, device, log, stages_factory=None):

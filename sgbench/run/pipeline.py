@@ -43,9 +43,12 @@ from sgbench.secrets import redact
 @dataclass
 class RunOptions:
     max_trials: Optional[int] = None  # stop this invocation after this many trials (resume later)
+    workers: int = 1  # local workers of this invocation (the progress bar plans for all of them)
     progress: bool = True
     retry_failed: bool = False  # re-queue failed trials first (--resume)
     clock: Callable[[], float] = time.perf_counter  # throughput timing (tests use a fake one)
+    # (total_images, total_trials, enabled) -> the progress display (local workers: worker 0's bar)
+    progress_factory: Callable[..., Progress] = Progress
 
 
 @dataclass
@@ -121,9 +124,9 @@ class Runner:
         self.write_csv()
         planned = sum(p.strategy.remaining(p.study) for p in self.plans)
         if self.options.max_trials is not None:
-            planned = min(planned, self.options.max_trials)
+            planned = min(planned, self.options.max_trials * self.options.workers)
         per_trial = self.suite.metrics.n_samples * len(self.suite.seeds)
-        self.progress = Progress(planned * per_trial, planned, self.options.progress)
+        self.progress = self.options.progress_factory(planned * per_trial, planned, self.options.progress)
         try:
             self._loop()
         finally:

@@ -25,7 +25,7 @@ from sgbench.rehearse.marker import is_rehearsal, refuse_real_use
 
 # Suite keys that may differ between the workers (or the invocations) of one run: they change
 # how fast it runs or how it is reported, never a result.
-EXECUTION_KEYS = ("threads", "report", "description")
+EXECUTION_KEYS = ("threads", "workers", "report", "description")
 CLAIM = ".claim-"  # prefix of a run directory being built
 
 

@@ -35,6 +35,7 @@ class Interrupts:
         self.count = 0  # signals received (the later ones are ignored)
         self._armed = False
         self._previous: dict = {}
+        self.listeners: list = []  # called with the first signal's number (local workers forward it)
 
     # ---- handler --------------------------------------------------------------------------
     def handle(self, signum, frame=None) -> None:
@@ -42,6 +43,8 @@ class Interrupts:
         if self.requested is not None:
             return  # already stopping: let the first signal's cleanup finish
         self.requested = signum
+        for listener in self.listeners:
+            listener(signum)
         if self._armed:
             self._armed = False
             raise RunInterrupted(signum)

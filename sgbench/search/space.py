@@ -40,28 +40,27 @@ def suggest(trial, space: SpaceConfig) -> dict[str, float]:
         pairs = {_pair_key(s, w): (s, w) for s in values(gs_v) for w in values(gw_v) if s < w}
         s, w = pairs[trial.suggest_categorical("gammas", list(pairs))]
     else:
-        s = _suggest_one(trial, "gamma_strong", gs_v, upper=_below(space.bounds("gamma_weak")[1], gs_v))
+        s = _suggest_one(trial, "gamma_strong", gs_v, below=space.bounds("gamma_weak")[1])
         w = _suggest_one(trial, "gamma_weak", gw_v, lower_than=s)
     return {"gamma_strong": s, "gamma_weak": w, "omega": _suggest_one(trial, "omega", space.omega)}
 
 
-def _below(limit: float, v) -> float:
-    """The largest gamma_strong that still leaves a gamma_weak above it."""
-    if isinstance(v, RangeConfig):
-        return min(v.high, limit - (v.step or 1e-3))
-    return limit
+def _suggest_one(trial, name: str, v, below: float | None = None, lower_than: float | None = None) -> float:
+    """One value of `v` strictly between `lower_than` and `below` (either may be None)."""
+    eps = 1e-9  # lattice values are rounded to 10 digits
 
+    def fits(x: float) -> bool:
+        return (below is None or x < below - eps) and (lower_than is None or x > lower_than + eps)
 
-def _suggest_one(trial, name: str, v, upper: float | None = None, lower_than: float | None = None) -> float:
     if not isinstance(v, RangeConfig):
-        choices = [x for x in values(v) if (upper is None or x < upper) and (lower_than is None or x > lower_than)]
-        return float(trial.suggest_categorical(name, choices))
-    low, high = v.low, v.high if upper is None else min(v.high, upper)
-    if lower_than is not None:
-        if v.step:  # first grid value above gamma_strong keeps the step lattice
-            low = next(x for x in v.values() if x > lower_than)
-        else:
-            low = max(low, lower_than + 1e-3)
-    if v.step:
-        high = round(low + round((high - low) // v.step) * v.step, 10)
-    return float(trial.suggest_float(name, low, max(low, high), step=v.step, log=v.log))
+        return float(trial.suggest_categorical(name, [x for x in values(v) if fits(x)]))
+    if v.step:  # lattice values only: the first above gamma_strong to the last below the bound
+        lattice = [x for x in v.values() if fits(x)]
+        low, high = lattice[0], lattice[-1]
+    else:
+        low = v.low if lower_than is None else max(v.low, lower_than + 1e-3)
+        high = v.high if below is None else min(v.high, below - 1e-3)
+    x = float(trial.suggest_float(name, low, max(low, high), step=v.step, log=v.log))
+    # Optuna returns low + k * step in floating point (0.30000000000000004); snap to the lattice,
+    # or a token count int(N * gamma) could round down
+    return round(x, 10) if v.step else x
