@@ -3,7 +3,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The pair that imports beside torchvision on the CPU machines (see README).
+# The pair that imports beside torchvision on the CPU machines (docs/development.md).
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sgbench-setup
 
@@ -48,7 +48,7 @@ hpsv3-env:
 
 # GenEval's detector stack for CPU tests: mmdet 3.3 with mmcv-lite (mmcv without its compiled ops,
 # seconds to install instead of a ~25-minute build; Mask2Former needs no compiled op on CPU).
-# GPU users install full mmcv instead (README, "GenEval").
+# GPU users install full mmcv instead (docs/t2i.md, "GenEval").
 GENEVAL_CPU := 'mmdet==3.3.0' 'mmcv-lite==2.1.0' 'mmengine>=0.10,<0.11'
 geneval-cpu: setup
 	$(BIN)/pip install -q $(GENEVAL_CPU) $(TORCH_ONLY)

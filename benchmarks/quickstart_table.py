@@ -129,7 +129,7 @@ def main() -> int:
         t0 = time.perf_counter()
         for seed in args.seeds:
             imgs, labs = [], []
-            # balanced labels (i % 10), as when the README's table was measured; suites default to random
+            # balanced labels (i % 10), as when docs/training.md's table was measured; suites default to random
             for _, im, lab in generate(nets, rule, PixelDecoder(), args.samples, seed, args.batch,
                                        steps=args.steps, conditions="balanced", autocast=autocast):
                 imgs.append(im)

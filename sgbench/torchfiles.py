@@ -2,8 +2,8 @@
 
 A torch `.pt`/`.pth` file is a pickle; unpickling a file from a stranger runs whatever it says.
 sgbench reads tensors, numbers, strings and plain containers only; a file that holds anything
-else is refused unless the user sets the documented trust flag for that kind of file (README,
-"Exit codes and trust").
+else is refused unless the user sets the documented trust flag for that kind of file (docs/reliability.md,
+"What sgbench trusts").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sgbench.errors import UserError
 
-TRUST_DOC = "README, 'Exit codes and trust'"
+TRUST_DOC = "docs/reliability.md, 'What sgbench trusts'"
 
 
 def refusal(path, what: str, error: BaseException) -> UserError:

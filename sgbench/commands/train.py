@@ -22,7 +22,7 @@ def register(subparsers):
     p.add_argument("--force", action="store_true", help="replace an existing export file")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow training checkpoints that hold Python objects (unpickling runs code: only "
-                        "for files you made; README, 'Exit codes and trust')")
+                        "for files you made; docs/reliability.md, 'What sgbench trusts')")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log.jsonl is still written)")
     p.add_argument(

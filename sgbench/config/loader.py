@@ -43,7 +43,7 @@ HOW = {
     "detector_checkpoint": "mmdet's Mask2Former Swin-S COCO checkpoint (mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco.pth)",
     "clip_weights": "OpenAI CLIP ViT-L/14 weights (open_clip's ViT-L-14 'openai' file)",
     "prompts": "the HPDv3 benchmark prompts (the benchmark/ folder of its per-category JSON files, or a .jsonl)",
-    "hps_python": "the python of an environment with `pip install hpsv3` (README, 'HPSv3')",
+    "hps_python": "the python of an environment with `pip install hpsv3` (docs/t2i.md, 'HPSv3')",
     "hps_base_model": "a local Qwen2-VL-7B-Instruct directory (config.json, weights, processor files)",
     "hps_checkpoint": "HPSv3.safetensors from MizzenAI/HPSv3",
     "hps_config": "an HPSv3 YAML config (leave it out for the package's own)",

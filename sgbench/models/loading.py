@@ -42,7 +42,7 @@ from sgbench.models.dit import Route
 from sgbench.models.registry import backbone_families, build_backbone, get_backbone_family, preset_family
 
 METADATA_KEY = "sgbench"
-TRUST_HINT = "sgbench does not unpickle files, since unpickling runs code (README, 'Exit codes and trust')"
+TRUST_HINT = "sgbench does not unpickle files, since unpickling runs code (docs/reliability.md, 'What sgbench trusts')"
 # read without trust: argparse.Namespace is rebuilt by setting attributes, never by running code
 _SAFE_GLOBALS = [argparse.Namespace]
 # wrapper prefixes stripped when every key carries them: DDP, torch.compile, EDMPrecond, Denoiser

@@ -21,7 +21,7 @@ from sgbench.guidance.vocabulary import method_spec
 from sgbench.run.signals import Interrupts
 from sgbench.secrets import redact
 
-# `sgbench run` exit codes (README, "Exit codes and trust")
+# `sgbench run` exit codes (README, "Scaling out"; docs/reliability.md, "Exit codes")
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNFINISHED = 0, 1, 2, 3
 
 

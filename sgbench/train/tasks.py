@@ -30,7 +30,7 @@ _TASK_MODULES = {
 
 
 class TrainTask:
-    """Interface of a training task (see README, "Adding a training task").
+    """Interface of a training task (see docs/training.md, "Adding a training task").
 
     Class attributes:
       name                 registry key (`task:` in the YAML)
