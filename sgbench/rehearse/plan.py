@@ -11,6 +11,10 @@ Sizes (each the least that still runs every code path of a real run):
   `startup_trials` <= 1 where the pruner has one, so the second point meets a real pruning
   decision;
 - at most 2 seeds, extractor batch <= 8, HPSv3 batch <= 2, sample grids of 4 images;
+- checkpoint sweeps (`model.sweep`, `model.weak_sweep`): the first and the last entry of each
+  (the suite's order), so every cell kind, the sweep figures and `check --previous-checkpoint`
+  of a real run have two checkpoints; LPIPS limited to fewer samples than a trial stays limited
+  (to one batch);
 - device cpu; `dtype: auto`/`bf16` sample in bf16 autocast (what the GPU run uses) where the
   CPU computes bf16 natively, else in fp32;
 - a shared search storage and a fixed report directory are replaced by the rehearsal's own
@@ -28,6 +32,7 @@ STEPS = 2
 BATCH = 2
 PR_SAMPLES = 4  # precision/recall: more than k = 3 points
 SEARCH_POINTS = 2
+SWEEP_ENTRIES = 2  # the first and the last checkpoint of a sweep
 MAX_SEEDS = 2
 EXTRACTOR_BATCH = 8
 GRID_IMAGES = 4
@@ -74,10 +79,20 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
     fidelities, s.metrics.n_samples = sample_counts(s)
     s.metrics.batch_size = min(s.metrics.batch_size, EXTRACTOR_BATCH)
     s.report.sample_grid = min(s.report.sample_grid, GRID_IMAGES)
+    lpips = s.metrics.lpips
+    if lpips is not None and lpips.n_samples is not None:  # limited below a trial: limited here too
+        lpips.n_samples = BATCH if lpips.n_samples < (was[3] or 0) else None
     dtype = {"bf16": "bf16 autocast", "fp32": "fp32"}[sp.dtype]
     notes.append(f"sizes: {sp.steps} {sp.solver} steps (suite: {was[0]}), batch {sp.batch_size} (suite: {was[1]}), "
                  f"{s.metrics.n_samples} samples per trial and seed (suite: {was[3] or 'every prompt'}), "
                  f"seeds {s.seeds} (suite: {was[4]}), {dtype} on the CPU (suite: {was[2]})")
+    if lpips is not None:
+        notes[-1] += f", LPIPS on {lpips.n_samples or 'every'} sample{'s' * (lpips.n_samples != 1)} of a trial"
+        if suite.metrics.lpips.n_samples:
+            notes[-1] += f" (suite: {suite.metrics.lpips.n_samples})"
+    sweeps = _kept_sweeps(s)
+    if sweeps:
+        notes.append(f"sweeps: {sweeps}")
     if s.benchmark is not None:
         s.benchmark.hps_batch_size = min(s.benchmark.hps_batch_size, BATCH)
     search = s.search
@@ -104,3 +119,17 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
         notes.append(f"report: reports/<run>/ instead of the suite's {s.report.out} (kept for real runs)")
         s.report.out = None
     return s, notes
+
+
+def _kept_sweeps(s: Suite) -> str:
+    """Keep the first and the last checkpoint of each sweep (in the suite's order); '' without sweeps."""
+    what = []
+    for section in ("sweep", "weak_sweep"):
+        entries = getattr(s.model, section)
+        if not entries:
+            continue
+        kept = entries if len(entries) <= SWEEP_ENTRIES else [entries[0], entries[-1]]
+        setattr(s.model, section, kept)
+        which = ", the first and the last" if len(kept) < len(entries) else ""
+        what.append(f"model.{section}: {len(kept)} checkpoint{'s' * (len(kept) != 1)}{which} (suite: {len(entries)})")
+    return "; ".join(what)
