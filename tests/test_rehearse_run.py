@@ -319,7 +319,14 @@ def test_plan_of_the_shipped_suites(name):
     s, notes = rehearsal_suite(suite, bf16_cpu=True)
     assert s.sampler.steps == 2 and s.sampler.batch_size == 2 and s.device == "cpu"
     assert s.sampler.dtype == ("bf16" if suite.sampler.dtype in ("auto", "bf16") else suite.sampler.dtype)
-    assert [m.name for m in s.methods] == [m.name for m in suite.methods]  # every baseline
+    from sgbench.rehearse.plan import code_path
+
+    if suite.model.is_sweep:  # every code path, its first and last setting (each runs at every checkpoint)
+        paths = [code_path(m) for m in suite.methods]
+        firsts_lasts = {paths.index(c) for c in paths} | {len(paths) - 1 - paths[::-1].index(c) for c in paths}
+        assert [m.name for m in s.methods] == [suite.methods[i].name for i in sorted(firsts_lasts)]
+    else:
+        assert [m.name for m in s.methods] == [m.name for m in suite.methods]  # every baseline
     if s.benchmark is not None:
         assert s.metrics.n_samples == s.sampler.images_per_prompt + 1 and s.benchmark.hps_batch_size <= 2
     elif s.search is not None and s.search.pruning is not None:
@@ -404,6 +411,33 @@ def test_sweep_plan_keeps_the_first_and_last_checkpoint(tmp_path):
     assert ("sweeps: model.sweep: 2 checkpoints, the first and the last (suite: 3); "
             "model.weak_sweep: 2 checkpoints, the first and the last (suite: 3)") in notes
     assert s.metrics.lpips.n_samples == 2 and "LPIPS on 2 samples of a trial (suite: 100)" in notes[0]
+    assert [m.name for m in s.methods] == ["unguided", "cfg", "ag"]  # three code paths: all kept
+
+
+def test_sweep_plan_keeps_the_first_and_last_method_of_each_code_path(tmp_path):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    data = yaml.safe_load(_sweep_suite(tmp_path).read_text())
+    cfg = [{"name": f"cfg-{w}", "method": "cfg", "omega": w} for w in (1.3, 1.5, 1.7)]
+    data["methods"] = [{"name": "unguided", "method": "none"}, *cfg, {"name": "cfg-1", "method": "cfg", "omega": 1.0},
+                       {"name": "sg", "method": "sg", "omega": 1.5, "gamma_strong": 0.5, "gamma_weak": 0.9},
+                       {"name": "sg-dense", "method": "sg", "omega": 1.5, "gamma_strong": 0.0, "gamma_weak": 0.9},
+                       {"name": "sg-2", "method": "sg", "omega": 2.0, "gamma_strong": 0.4, "gamma_weak": 0.8},
+                       {"name": "sg-cos", "method": "sg", "omega": 2.0, "gamma_strong": "cosine:0:0.6",
+                        "gamma_weak": 0.8},
+                       {"name": "ag", "method": "ag", "omega": 2.0}]
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(data))
+    s, notes = rehearsal_suite(load_suite(tmp_path / "m.yaml", check_files=False).suite, bf16_cpu=False)
+    assert [m.name for m in s.methods] == ["unguided", "cfg-1.3", "cfg-1.7", "cfg-1", "sg", "sg-dense", "sg-2",
+                                           "sg-cos", "ag"]
+    assert "methods: 9 (suite: 10): " in notes[1] and "(cfg-1.5 take the same)" in notes[1]
+    data["model"] = {**data["model"], "checkpoint": "data/m.pt", "sweep": [], "weak_sweep": []}
+    del data["model"]["sweep"], data["model"]["weak_sweep"]
+    data["model"]["weak_checkpoint"] = "data/w.pt"
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(data))
+    s, _ = rehearsal_suite(load_suite(tmp_path / "one.yaml", check_files=False).suite, bf16_cpu=False)
+    assert len(s.methods) == 10  # outside sweeps every baseline runs
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,11 @@ Sizes (each the least that still runs every code path of a real run):
 - at most 2 seeds, extractor batch <= 8, HPSv3 batch <= 2, sample grids of 4 images;
 - checkpoint sweeps (`model.sweep`, `model.weak_sweep`): the first and the last entry of each
   (the suite's order), so every cell kind, the sweep figures and `check --previous-checkpoint`
-  of a real run have two checkpoints; LPIPS limited to fewer samples than a trial stays limited
-  (to one batch);
+  of a real run have two checkpoints; and, since a sweep runs every method at every checkpoint,
+  of methods that take the same code path (`code_path`: method, omega 1 or not, interval,
+  schedules, dense or sparse branches) the first and the last, so "best setting per checkpoint"
+  still chooses between two; LPIPS limited to fewer samples than a trial stays limited (to one
+  batch);
 - device cpu; `dtype: auto`/`bf16` sample in bf16 autocast (what the GPU run uses) where the
   CPU computes bf16 natively, else in fp32;
 - a shared search storage and a fixed report directory are replaced by the rehearsal's own
@@ -92,7 +95,8 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
             notes[-1] += f" (suite: {suite.metrics.lpips.n_samples})"
     sweeps = _kept_sweeps(s)
     if sweeps:
-        notes.append(f"sweeps: {sweeps}")
+        methods = _kept_methods(s)
+        notes.append(f"sweeps: {sweeps}" + (f"; methods: {methods}" if methods else ""))
     if s.benchmark is not None:
         s.benchmark.hps_batch_size = min(s.benchmark.hps_batch_size, BATCH)
     search = s.search
@@ -133,3 +137,28 @@ def _kept_sweeps(s: Suite) -> str:
         which = ", the first and the last" if len(kept) < len(entries) else ""
         what.append(f"model.{section}: {len(kept)} checkpoint{'s' * (len(kept) != 1)}{which} (suite: {len(entries)})")
     return "; ".join(what)
+
+
+def code_path(g) -> tuple:
+    """What decides which sampling code a guidance setting runs (not the values of omega and gamma):
+    its method, whether omega is 1 (the weak branch is skipped), an interval, schedules, and which
+    branch is dense (gamma 0) or sparse."""
+    def branch(gamma):
+        return "schedule" if isinstance(gamma, str) else (None if gamma is None else gamma == 0)
+
+    return g.method, g.omega == 1, g.interval is not None, g.schedule, branch(g.gamma_strong), branch(g.gamma_weak)
+
+
+def _kept_methods(s: Suite) -> str:
+    """Keep the first and the last method of each code path (suite order); '' when none is dropped."""
+    groups: dict[tuple, list] = {}
+    for g in s.methods:
+        groups.setdefault(code_path(g), []).append(g)
+    keep = {id(x) for group in groups.values() for x in (group[0], group[-1])}
+    kept = [g for g in s.methods if id(g) in keep]
+    if len(kept) == len(s.methods):
+        return ""
+    dropped = [g.name for g in s.methods if id(g) not in keep]
+    s.methods = kept
+    return (f"{len(kept)} (suite: {len(kept) + len(dropped)}): {', '.join(g.name for g in kept)}, the first and "
+            f"the last of each code path ({', '.join(dropped)} take the same)")
