@@ -270,8 +270,6 @@ def image_side(ctx: Context) -> int:
     """Pixels per side of the suite's samples: latent side x the VAE's downsampling."""
     if ctx.t2i:
         return ctx.suite.sampler.resolution or T2I_SIDE
-    from sgbench.models.loading import read_sgbench_metadata
-
     latent = int(_model_config(ctx, main_key(ctx))[1]["input_size"])
     if not ctx.suite.model.vae:
         return latent
