@@ -503,3 +503,36 @@ def test_check_previous_checkpoint_refuses_a_sweep_rehearsal(rehearsed_sweep):
     tmp, code, _ = rehearsed_sweep
     code, err = _run("check", tmp / "results" / "sw-rehearsal", "--previous-checkpoint")
     assert code == 2 and err.count("\n") == 1 and "is a rehearsal" in err
+
+
+def test_a_sweep_standin_takes_your_files_architecture(tmp_path):
+    """Your first checkpoint exists: it is used, and the stand-in for the last one is of the same
+    training run (its recorded config and metadata), recording the step its name states."""
+    from sgbench.config.loader import load_suite
+    from sgbench.models.dit import dit_config
+    from sgbench.models.loading import read_checkpoint, read_sgbench_metadata
+    from sgbench.rehearse.checkpoints import write_checkpoint
+    from sgbench.rehearse.session import Rehearsal
+
+    cfg = dit_config("SiT-S/2", input_size=8, num_classes=10, depth=3, hidden_size=48, num_heads=3,
+                     routes=["1-2"]).to_dict()
+    mine = write_checkpoint(tmp_path / "data" / "sweep" / "m-0000400.safetensors", "sgbench", "dit", cfg, "rf",
+                            seed=5, extra={"dataset": "mine"}, step=400)
+    data = yaml.safe_load(_sweep_suite(tmp_path).read_text())
+    data["model"].update(arch=None, parametrization=None, options={})
+    data["model"]["sweep"] = ["data/sweep/m-0000400.safetensors", "data/sweep/m-0001200.safetensors"]
+    (tmp_path / "mix.yaml").write_text(yaml.safe_dump(data))
+    lines = []
+    r = Rehearsal(load_suite(tmp_path / "mix.yaml", check_files=False), tmp_path / "results", None, False,
+                  lines.append)
+    r.build(env={"argv": ["test"]})
+    assert r.loaded.paths["suite.model.sweep[0].checkpoint"] == mine
+    standin = r.loaded.paths["suite.model.sweep[1].checkpoint"]
+    meta = read_sgbench_metadata(standin)
+    assert (meta["config"], meta["parametrization"], meta["dataset"], meta["train_steps"]) == (cfg, "rf", "mine", 1200)
+    mine_shapes = {k: v.shape for k, v in read_checkpoint(mine).state_dict.items()}
+    assert {k: v.shape for k, v in read_checkpoint(standin).state_dict.items()} == mine_shapes
+    weak = read_checkpoint(r.loaded.paths["suite.model.weak_sweep[0].checkpoint"], trust=False)
+    assert weak.fmt == "sgbench-train" and weak.meta["config"] == cfg  # a .pt of a suite without arch
+    assert {k: v.shape for k, v in weak.state_dict.items()} == mine_shapes
+    assert any("your files: suite.model.sweep[0].checkpoint" in ln for ln in lines)
