@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/rehearse_suites.py [--suites imagenet_grid,t2i_hpsv3] [--keep DIR]
 
 Runs `sgbench run suites/<suite>.yaml --rehearse` for each shipped suite that reads user files
-(imagenet_grid, imagenet_table2, masking_grid, t2i_geneval, t2i_hpsv3, ...), one at a time, as a user would
+(imagenet_grid, imagenet_sweep, imagenet_autoguidance_sweep, t2i_geneval, ...), one at a time, as a user would
 (its own process, torch's default threads), and checks what the rehearsal promises: exit 0,
 trials.csv with the suite's quality column (the first metric it measures: fid, geneval, hpsv3)
-in every row, and report.html. Prints each wall time. The rehearsal directories go to a
+and, with metrics.lpips, lpips_cond in every row, report.html, and a sweep's figures
+(sweep_training_<metric>.png, sweep_auxiliary_<metric>.png) and lpips_cond.png. Prints each wall time. The rehearsal directories go to a
 temporary folder, removed at the end (they hold multi-GB stand-in checkpoints) unless --keep
 names one.
 
@@ -74,13 +75,26 @@ def skip_reason(suite: str, env: dict):
     return None
 
 
-def quality_column(suite_path: Path) -> str:
+def promised(suite_path: Path) -> tuple[list[str], list[str]]:
+    """(trials.csv columns every row must fill, report figures) of a suite's rehearsal: the quality
+    column (the first metric it measures: fid, geneval, hpsv3), `lpips_cond` with metrics.lpips;
+    a sweep's figures (Fig. 5 left, Fig. 7 right) and LPIPS's (Fig. 7 left)."""
     from sgbench.config.loader import load_suite
 
-    return load_suite(suite_path, check_files=False).suite.metrics.metric_keys[0]
+    suite = load_suite(suite_path, check_files=False).suite
+    quality = suite.metrics.metric_keys[0]
+    columns, figures = [quality], []
+    if suite.metrics.lpips is not None:
+        columns.append("lpips_cond")
+        figures.append("lpips_cond.png")
+    if suite.model.sweep:
+        figures.append(f"sweep_training_{quality}.png")
+    if suite.model.weak_sweep:
+        figures.append(f"sweep_auxiliary_{quality}.png")
+    return columns, figures
 
 
-def check_run(out: Path, name: str, column: str) -> list[str]:
+def check_run(out: Path, name: str, columns: list[str], figures: list[str] = ()) -> list[str]:
     """What a rehearsal promises, as problems (empty: all there)."""
     run_dirs = sorted(out.glob(f"{name}-rehearsal*"))
     if not run_dirs:
@@ -95,11 +109,10 @@ def check_run(out: Path, name: str, column: str) -> list[str]:
     if not rows:
         problems.append("trials.csv has no rows")
     for r in rows:
-        if not r.get(column):
-            problems.append(f"{r.get('trial_id')}: no {column}")
-    report = run_dir / "report" / "report.html"
-    if not report.is_file():
-        problems.append(f"no {report}")
+        problems += [f"{r.get('trial_id')}: no {column}" for column in columns if not r.get(column)]
+    report = run_dir / "report"
+    problems += [f"no {report / f}" for f in ["report.html", *(f"figures/{f}" for f in figures)]
+                 if not (report / f).is_file()]
     return problems
 
 
@@ -128,7 +141,7 @@ def main(argv=None) -> int:
             code = subprocess.run(sgbench + ["run", str(path), "--rehearse", "--out", str(out), "--no-progress"],
                                   env=env, cwd=ROOT).returncode
             wall = time.perf_counter() - t0
-            problems = [f"exit code {code}"] if code else check_run(out, name, quality_column(path))
+            problems = [f"exit code {code}"] if code else check_run(out, name, *promised(path))
             failed |= bool(problems)
             results.append((name, "; ".join(problems) or "ok", wall))
             if not args.keep:  # multi-GB stand-ins: free the disk before the next suite

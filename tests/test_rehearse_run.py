@@ -281,15 +281,52 @@ def test_hpsv3_without_an_environment_is_refused_before_anything_is_made(tmp_pat
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "suites")
 
 
-@pytest.mark.parametrize("name", ["imagenet_grid", "imagenet_table2", "masking_grid", "t2i_geneval", "t2i_hpsv3"])
+GPU_SUITES = ["imagenet_autoguidance_sweep", "imagenet_grid", "imagenet_search", "imagenet_sweep", "imagenet_table2", "masking_grid",
+              "masking_grid_maskdit_edm", "quickstart_autoguidance_sweep", "t2i_geneval", "t2i_hpsv3"]
+# (quickstart_autoguidance_sweep reads the checkpoints `sgbench train` keeps: user files too)
+
+
+def _rehearse_suites():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rehearse_suites", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "rehearse_suites.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_rehearse_finds_every_pinned_gpu_suite():
+    assert _rehearse_suites().gpu_suites() == GPU_SUITES  # a new GPU suite gets its plan pinned below
+
+
+@pytest.mark.parametrize("name,columns,figures", [
+    ("imagenet_grid", ["fid"], []),
+    ("imagenet_sweep", ["fid", "lpips_cond"], ["lpips_cond.png", "sweep_training_fid.png"]),
+    ("imagenet_autoguidance_sweep", ["fid"], ["sweep_auxiliary_fid.png"]),
+    ("t2i_hpsv3", ["hpsv3"], []),
+])
+def test_make_rehearse_checks_a_sweeps_columns_and_figures(name, columns, figures):
+    assert _rehearse_suites().promised(os.path.join(SHIPPED, f"{name}.yaml")) == (columns, figures)
+
+
+@pytest.mark.parametrize("name", GPU_SUITES)
 def test_plan_of_the_shipped_suites(name):
     from sgbench.config.loader import load_suite
     from sgbench.rehearse.plan import rehearsal_suite
 
     suite = load_suite(os.path.join(SHIPPED, f"{name}.yaml"), check_files=False).suite
     s, notes = rehearsal_suite(suite, bf16_cpu=True)
-    assert s.sampler.steps == 2 and s.sampler.batch_size == 2 and s.device == "cpu" and s.sampler.dtype == "bf16"
-    assert [m.name for m in s.methods] == [m.name for m in suite.methods]  # every baseline
+    assert s.sampler.steps == 2 and s.sampler.batch_size == 2 and s.device == "cpu"
+    assert s.sampler.dtype == ("bf16" if suite.sampler.dtype in ("auto", "bf16") else suite.sampler.dtype)
+    from sgbench.rehearse.plan import code_path
+
+    if suite.model.is_sweep:  # every code path, its first setting (each runs at every checkpoint)
+        paths = [code_path(m) for m in suite.methods]
+        firsts = {paths.index(c) for c in paths}
+        assert [m.name for m in s.methods] == [suite.methods[i].name for i in sorted(firsts)]
+    else:
+        assert [m.name for m in s.methods] == [m.name for m in suite.methods]  # every baseline
     if s.benchmark is not None:
         assert s.metrics.n_samples == s.sampler.images_per_prompt + 1 and s.benchmark.hps_batch_size <= 2
     elif s.search is not None and s.search.pruning is not None:
@@ -300,6 +337,14 @@ def test_plan_of_the_shipped_suites(name):
     if s.search is not None:
         assert s.search.budget == 2 and s.search.storage is None
     assert suite.sampler.steps > 2 and notes[0].startswith("sizes: 2 euler steps")  # the suite itself is untouched
+    for section in ("sweep", "weak_sweep"):  # a sweep: its first and last checkpoint
+        entries = getattr(suite.model, section)
+        kept = getattr(s.model, section)
+        assert kept == (entries if len(entries) <= 2 else [entries[0], entries[-1]])
+        if len(entries) > 2:
+            assert f"model.{section}: 2 checkpoints, the first and the last (suite: {len(entries)})" in notes[1]
+    if suite.metrics.lpips is not None:
+        assert s.metrics.lpips.n_samples in (None, 2) and "LPIPS on" in notes[0]
     assert rehearsal_suite(suite, bf16_cpu=False)[0].sampler.dtype == "fp32"
 
 
@@ -334,3 +379,160 @@ def test_a_large_reference_of_yours_keeps_its_statistics_and_first_images(tmp_pa
         np.testing.assert_array_equal(f["arr_0"], images[:16])
         np.testing.assert_array_equal(f["sigma"], np.eye(3))
     assert any("your file's statistics and its first 16 images of 20" in ln for ln in lines)
+
+
+# ---- checkpoint sweeps ------------------------------------------------------------------------
+
+def _sweep_suite(tmp_path):
+    """A sweep of three main checkpoints (sgbench files) and three auxiliary ones (tread files,
+    the step in their names), LPIPS limited below a trial: every file missing."""
+    data = yaml.safe_load(_suite(tmp_path, "sw").read_text())
+    model = data["model"]
+    del model["checkpoint"], model["weak_checkpoint"]
+    model["sweep"] = [f"data/sweep/m-{s:07d}.safetensors" for s in (400, 800, 1200)]
+    model["weak_sweep"] = ["data/aux/step_0000050.pt", {"checkpoint": "data/aux/other.pt", "step": 70},
+                           "data/aux/step_0000100.pt"]
+    data["metrics"]["lpips"] = {"weights": "data/alexnet-owt-7be5be79.pth", "n_samples": 100}
+    data["search"].pop("pruning")
+    data["search"]["method"] = "ag+sg"
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(data))
+    return tmp_path / "sw.yaml"
+
+
+def test_sweep_plan_keeps_the_first_and_last_checkpoint(tmp_path):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    suite = load_suite(_sweep_suite(tmp_path), check_files=False).suite
+    s, notes = rehearsal_suite(suite, bf16_cpu=False)
+    assert [e.checkpoint for e in s.model.sweep] == ["data/sweep/m-0000400.safetensors", "data/sweep/m-0001200.safetensors"]
+    assert [e.checkpoint for e in s.model.weak_sweep] == ["data/aux/step_0000050.pt", "data/aux/step_0000100.pt"]
+    assert len(suite.model.sweep) == 3  # the suite itself is untouched
+    assert ("sweeps: model.sweep: 2 checkpoints, the first and the last (suite: 3); "
+            "model.weak_sweep: 2 checkpoints, the first and the last (suite: 3)") in notes
+    assert s.metrics.lpips.n_samples == 2 and "LPIPS on 2 samples of a trial (suite: 100)" in notes[0]
+    assert [m.name for m in s.methods] == ["unguided", "cfg", "ag"]  # three code paths: all kept
+
+
+def test_sweep_plan_keeps_the_first_method_of_each_code_path(tmp_path):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.plan import rehearsal_suite
+
+    data = yaml.safe_load(_sweep_suite(tmp_path).read_text())
+    cfg = [{"name": f"cfg-{w}", "method": "cfg", "omega": w} for w in (1.3, 1.5, 1.7)]
+    data["methods"] = [{"name": "unguided", "method": "none"}, *cfg, {"name": "cfg-1", "method": "cfg", "omega": 1.0},
+                       {"name": "sg", "method": "sg", "omega": 1.5, "gamma_strong": 0.5, "gamma_weak": 0.9},
+                       {"name": "sg-dense", "method": "sg", "omega": 1.5, "gamma_strong": 0.0, "gamma_weak": 0.9},
+                       {"name": "sg-2", "method": "sg", "omega": 2.0, "gamma_strong": 0.4, "gamma_weak": 0.8},
+                       {"name": "sg-cos", "method": "sg", "omega": 2.0, "gamma_strong": "cosine:0:0.6",
+                        "gamma_weak": 0.8},
+                       {"name": "ag", "method": "ag", "omega": 2.0}]
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(data))
+    s, notes = rehearsal_suite(load_suite(tmp_path / "m.yaml", check_files=False).suite, bf16_cpu=False)
+    assert [m.name for m in s.methods] == ["unguided", "cfg-1.3", "cfg-1", "sg", "sg-dense", "sg-cos", "ag"]
+    assert ("methods: 7 (suite: 10): unguided, cfg-1.3, cfg-1, sg, sg-dense, sg-cos, ag, the first of each code "
+            "path (cfg-1.5, cfg-1.7, sg-2 take the same)") in notes[1]
+    data["model"] = {**data["model"], "checkpoint": "data/m.pt", "sweep": [], "weak_sweep": []}
+    del data["model"]["sweep"], data["model"]["weak_sweep"]
+    data["model"]["weak_checkpoint"] = "data/w.pt"
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(data))
+    s, _ = rehearsal_suite(load_suite(tmp_path / "one.yaml", check_files=False).suite, bf16_cpu=False)
+    assert len(s.methods) == 10  # outside sweeps every baseline runs
+
+
+@pytest.fixture(scope="module")
+def rehearsed_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rehearse-sweep")
+    suite = _sweep_suite(tmp)
+    torch.manual_seed(0)
+    code, err = _run("run", suite, "--rehearse", "--out", tmp / "results", "--no-progress")
+    return tmp, code, err
+
+
+def test_sweep_rehearsal_runs_every_cell_with_lpips(rehearsed_sweep):
+    tmp, code, err = rehearsed_sweep
+    assert code == 0, err
+    run_dir = tmp / "results" / "sw-rehearsal"
+    rows = _rows(run_dir)
+    cells = {(r["step"], r["weak_step"]) for r in rows}
+    assert cells == {("400", ""), ("1200", ""), ("400", "50"), ("400", "100"), ("1200", "50"), ("1200", "100")}
+    assert all(r["fd_classifier"] and r["lpips_cond"] for r in rows)
+    assert {float(r["lpips_cond"]) for r in rows if r["method"] == "none"} == {0.0}
+    report = run_dir / "report"
+    for figure in ("sweep_training_fd_classifier.png", "sweep_auxiliary_fd_classifier.png", "lpips_cond.png"):
+        assert (report / "figures" / figure).is_file(), figure
+
+
+def test_sweep_standins_record_their_steps(rehearsed_sweep):
+    from sgbench.models.loading import read_checkpoint
+
+    tmp, code, err = rehearsed_sweep
+    standins = tmp / "results" / "sw-rehearsal" / "standins"
+    made = {"model.sweep[0].checkpoint/m-0000400.safetensors": 400,
+            "model.sweep[1].checkpoint/m-0001200.safetensors": 1200,
+            "model.weak_sweep[0].checkpoint/step_0000050.pt": 50, "model.weak_sweep[1].checkpoint/step_0000100.pt": 100}
+    shapes = set()
+    for rel, step in made.items():
+        ck = read_checkpoint(standins / rel)
+        assert ck.step == step, rel
+        shapes.add(tuple(sorted((k, tuple(v.shape)) for k, v in ck.state_dict.items())))
+        key = f"suite.{rel.split('/')[0]}"
+        (line,) = [ln for ln in err.splitlines() if ln.startswith(f"rehearsal: {key}:")]
+        assert f"training step {step} (the step its file name states)" in line and str(standins / rel) in line
+    assert len(shapes) == 1  # one training run: the same tensors
+    assert "rehearsal: suite.metrics.lpips.weights: torchvision's alex backbone with random weights" in err
+    assert "rehearsal: sweeps: model.sweep: 2 checkpoints, the first and the last (suite: 3)" in err
+
+
+def test_sweep_standin_steps_follow_the_suite_then_the_names(tmp_path):
+    from sgbench.config.loader import load_suite
+    from sgbench.rehearse.session import Rehearsal
+
+    data = yaml.safe_load(_sweep_suite(tmp_path).read_text())
+    data["model"]["weak_sweep"] = [{"checkpoint": "data/aux/a.pt", "step": 7}, "data/aux/b.pt", "data/aux/c.pt"]
+    data["model"]["sweep"] = ["data/sweep/early.safetensors", "data/sweep/late.safetensors"]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    r = Rehearsal(load_suite(tmp_path / "s.yaml", check_files=False), tmp_path / "results", None, False, lambda m: None)
+    from sgbench.rehearse.session import sweep_step
+
+    assert sweep_step(r.ctx, "suite.model.weak_sweep[0].checkpoint") == (7, "the suite's step")
+    assert sweep_step(r.ctx, "suite.model.sweep[1].checkpoint")[0] == 2  # no step in the names: the position
+
+
+def test_check_previous_checkpoint_refuses_a_sweep_rehearsal(rehearsed_sweep):
+    tmp, code, _ = rehearsed_sweep
+    code, err = _run("check", tmp / "results" / "sw-rehearsal", "--previous-checkpoint")
+    assert code == 2 and err.count("\n") == 1 and "is a rehearsal" in err
+
+
+def test_a_sweep_standin_takes_your_files_architecture(tmp_path):
+    """Your first checkpoint exists: it is used, and the stand-in for the last one is of the same
+    training run (its recorded config and metadata), recording the step its name states."""
+    from sgbench.config.loader import load_suite
+    from sgbench.models.dit import dit_config
+    from sgbench.models.loading import read_checkpoint, read_sgbench_metadata
+    from sgbench.rehearse.checkpoints import write_checkpoint
+    from sgbench.rehearse.session import Rehearsal
+
+    cfg = dit_config("SiT-S/2", input_size=8, num_classes=10, depth=3, hidden_size=48, num_heads=3,
+                     routes=["1-2"]).to_dict()
+    mine = write_checkpoint(tmp_path / "data" / "sweep" / "m-0000400.safetensors", "sgbench", "dit", cfg, "rf",
+                            seed=5, extra={"dataset": "mine"}, step=400)
+    data = yaml.safe_load(_sweep_suite(tmp_path).read_text())
+    data["model"].update(arch=None, parametrization=None, options={})
+    data["model"]["sweep"] = ["data/sweep/m-0000400.safetensors", "data/sweep/m-0001200.safetensors"]
+    (tmp_path / "mix.yaml").write_text(yaml.safe_dump(data))
+    lines = []
+    r = Rehearsal(load_suite(tmp_path / "mix.yaml", check_files=False), tmp_path / "results", None, False,
+                  lines.append)
+    r.build(env={"argv": ["test"]})
+    assert r.loaded.paths["suite.model.sweep[0].checkpoint"] == mine
+    standin = r.loaded.paths["suite.model.sweep[1].checkpoint"]
+    meta = read_sgbench_metadata(standin)
+    assert (meta["config"], meta["parametrization"], meta["dataset"], meta["train_steps"]) == (cfg, "rf", "mine", 1200)
+    mine_shapes = {k: v.shape for k, v in read_checkpoint(mine).state_dict.items()}
+    assert {k: v.shape for k, v in read_checkpoint(standin).state_dict.items()} == mine_shapes
+    weak = read_checkpoint(r.loaded.paths["suite.model.weak_sweep[0].checkpoint"], trust=False)
+    assert weak.fmt == "sgbench-train" and weak.meta["config"] == cfg  # a .pt of a suite without arch
+    assert {k: v.shape for k, v in weak.state_dict.items()} == mine_shapes
+    assert any("your files: suite.model.sweep[0].checkpoint" in ln for ln in lines)

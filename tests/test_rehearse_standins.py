@@ -45,9 +45,28 @@ def test_declared_layout_follows_the_suite(tmp_path, suffix, family, arch, param
     assert declared_layout(tmp_path / f"m{suffix}", family, arch, param, trust) == layout
 
 
-def test_declared_layout_of_a_pt_file_needs_the_arch(tmp_path):
-    with pytest.raises(UserError, match="suite.model.arch"):
-        declared_layout(tmp_path / "m.pt", None, None, None, False)
+def test_declared_layout_of_a_pt_file_without_arch_is_sgbench_train(tmp_path):
+    """Only `sgbench train`'s .pt records its architecture: a suite that declares none names one."""
+    assert declared_layout(tmp_path / "m.pt", None, None, None, False) == "sgbench-train"
+
+
+def test_sgbench_train_layout_records_step_and_metadata(tmp_path):
+    p = write_checkpoint(tmp_path / "step_0000500.pt", "sgbench-train", "dit", _dit(), "velocity", seed=1,
+                         extra={"image_size": 8, "dataset": "shapes"}, step=500)
+    obj = torch.load(p, weights_only=True)  # tensors and plain containers, as sgbench train writes
+    assert {"model", "ema", "opt", "step", "config"} <= set(obj) and obj["step"] == 500
+    ck = read_checkpoint(p)
+    assert ck.fmt == "sgbench-train" and ck.step == 500 and ck.meta["dataset"] == "shapes"
+    den = load_denoiser(ModelSpec(checkpoint=str(p)))  # no arch: the file records it
+    assert isinstance(den, VelocityDenoiser) and _same_weights(den, "dit", _dit(), 1)
+
+
+@pytest.mark.parametrize("layout,step", [("sgbench", 1200), ("tread", 800), ("sit", None)])
+def test_a_step_is_recorded_where_the_layout_records_one(tmp_path, layout, step):
+    suffix = ".safetensors" if layout == "sgbench" else ".pt"
+    p = write_checkpoint(tmp_path / f"m{suffix}", layout, "dit", _dit("SiT-S/2", routes=()), "velocity", seed=0,
+                         arch="SiT-S/2", step=step)
+    assert read_checkpoint(p).step == step
 
 
 def test_random_weights_are_seeded_and_shaped():
@@ -124,7 +143,7 @@ def test_train_files_carry_their_codebase_args(tmp_path, layout, family, config,
 
 
 def test_every_layout_is_tested():
-    assert set(LAYOUTS) == {"sgbench", "tread", "sit", "dit", "dit-train", "maskdit"}
+    assert set(LAYOUTS) == {"sgbench", "tread", "sit", "dit", "dit-train", "maskdit", "sgbench-train"}
 
 
 def test_text_encoder_and_t2i_checkpoint_load_together(tmp_path):

@@ -8,9 +8,14 @@ Layouts (`LAYOUTS`; the loader's `read_checkpoint` detects them from the content
     sit, dit     willisma/SiT, facebookresearch/DiT released file: a plain state dict
     dit-train    SiT/DiT train file {'model', 'ema', 'opt', 'args'}; 'args' an argparse Namespace
     maskdit      Anima-Lab/MaskDiT train file {'model', 'ema', 'opt', 'args'}, keys 'model.'
+    sgbench-train  `sgbench train`'s step_XXXXXXX.pt {'model', 'ema', 'opt', 'step', 'config'}, 'config'
+                 the model's metadata (family, config, parametrization): a .pt that needs no arch
 `declared_layout` reads which one a suite declares from its model fields and the file extension.
 Weights are drawn from a seed (the weak checkpoint gets another), shapes from the config; model
-and EMA entries share their tensors, so a file is the size of one copy of the weights.
+and EMA entries share their tensors, so a file is the size of one copy of the weights. The
+training iteration is recorded where the layout records one (`STEP_LAYOUTS`: sgbench metadata
+`train_steps`, as `sgbench convert` writes it; tread's `step`); the others record none, as the
+released files and the SiT/DiT/MaskDiT train files do.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from typing import Optional
 
 import torch
 
-from sgbench.errors import UserError
 
 LAYOUTS = {
     "sgbench": "sgbench safetensors (metadata: family, config, parametrization)",
@@ -32,7 +36,10 @@ LAYOUTS = {
     "dit": "facebookresearch/DiT state dict",
     "dit-train": "SiT/DiT train file ('model', 'ema', 'opt', 'args' = argparse Namespace)",
     "maskdit": "Anima-Lab/MaskDiT train file ('model', 'ema', 'opt', 'args' = argparse Namespace, 'model.' keys)",
+    "sgbench-train": "sgbench train checkpoint ('model', 'ema', 'opt', 'step', 'config' = the model's metadata)",
 }
+STEP_LAYOUTS = ("sgbench", "tread", "sgbench-train")  # the layouts that record a training iteration
+TRAIN_FILE_STEP = 400000  # tread and sgbench train files always record one; a stand-in outside a sweep gets this
 # what each codebase trains, for a stand-in that must record a parametrization the suite leaves open
 # (a SiT-based arch, the paper's masking model included, is a flow-matching velocity model)
 NATURAL_PARAMETRIZATION = {"sit": "velocity", "dit": "ddpm", "maskdit": "edm", "t2i": "velocity"}
@@ -51,7 +58,8 @@ def declared_layout(path: Path, family: Optional[str], arch: Optional[str], para
     """The layout a suite's model section declares: `.safetensors` -> sgbench; otherwise the
     codebase named by `family` (tread, sit, dit, maskdit) or implied by the arch and the
     parametrization (rf/edm DiT-family files come from CompVis/tread); SiT/DiT files are the
-    released state dicts, or their train files when the suite trusts the checkpoint."""
+    released state dicts, or their train files when the suite trusts the checkpoint; without an
+    arch, `sgbench train`'s checkpoint (the only .pt that records its architecture)."""
     if Path(path).suffix == ".safetensors":
         return "sgbench"
     if is_maskdit(family, arch):
@@ -59,8 +67,7 @@ def declared_layout(path: Path, family: Optional[str], arch: Optional[str], para
     if family == "tread" or (family in (None, "auto", "dit") and parametrization in ("rf", "edm")):
         return "tread"
     if not arch:
-        raise UserError("suite.model.arch: a stand-in for a .pt checkpoint needs the architecture "
-                        "(e.g. SiT-XL/2); a real run needs it too, the file records none")
+        return "sgbench-train"
     codebase = family if family in ("sit", "dit") else ("sit" if arch.startswith("SiT-") else "dit")
     return "dit-train" if trust else codebase
 
@@ -140,9 +147,10 @@ def maskdit_args(arch: Optional[str], config: dict) -> argparse.Namespace:
 
 
 def write_checkpoint(path, layout: str, family: str, config: dict, parametrization: Optional[str], seed: int,
-                     arch: Optional[str] = None, extra: Optional[dict] = None) -> Path:
+                     arch: Optional[str] = None, extra: Optional[dict] = None, step: Optional[int] = None) -> Path:
     """Write a random `family` network of `config` at `path` in `layout` (see `LAYOUTS`).
-    `parametrization` is recorded only by the sgbench layout (the others record none)."""
+    `parametrization` is recorded only by the sgbench layout (the others record none), the
+    training iteration `step` only by `STEP_LAYOUTS`."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown checkpoint layout {layout!r}")
     path = Path(path)
@@ -151,14 +159,23 @@ def write_checkpoint(path, layout: str, family: str, config: dict, parametrizati
     if layout == "sgbench":
         from sgbench.models.loading import save_sgbench_safetensors
 
-        return save_sgbench_safetensors(path, model, parametrization, extra)
+        extra = dict(extra or {}, **({} if step is None else {"train_steps": int(step)}))
+        return save_sgbench_safetensors(path, model, parametrization, extra or None)
     sd = model.state_dict()
     prefixed = {f"model.{k}": v for k, v in sd.items()}  # EDMPrecond's attribute name
     if layout == "tread":
         obj = {"model_state_dict": prefixed, "ema_state_dict": prefixed,
-               "optimizer_state_dict": {"state": {}, "param_groups": []}, "step": 400000}
+               "optimizer_state_dict": {"state": {}, "param_groups": []},
+               "step": TRAIN_FILE_STEP if step is None else int(step)}
     elif layout == "maskdit":
         obj = {"model": prefixed, "ema": prefixed, "opt": {}, "args": maskdit_args(arch, config)}
+    elif layout == "sgbench-train":  # `sgbench train`'s payload (sgbench.train.loop)
+        from sgbench.models.loading import sgbench_metadata
+
+        meta = sgbench_metadata(model, parametrization, extra)
+        obj = {"model": sd, "ema": sd, "opt": {"state": {}, "param_groups": []},
+               "step": TRAIN_FILE_STEP if step is None else int(step), "config": meta, "train_config": {},
+               "task": "class_image", "wall_s": 0.0}
     elif layout == "dit-train":
         obj = {"model": sd, "ema": sd, "opt": {}, "args": train_args(arch, config)}
     else:  # sit, dit: the released files are the EMA state dict itself

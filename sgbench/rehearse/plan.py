@@ -11,6 +11,12 @@ Sizes (each the least that still runs every code path of a real run):
   `startup_trials` <= 1 where the pruner has one, so the second point meets a real pruning
   decision;
 - at most 2 seeds, extractor batch <= 8, HPSv3 batch <= 2, sample grids of 4 images;
+- checkpoint sweeps (`model.sweep`, `model.weak_sweep`): the first and the last entry of each
+  (the suite's order), so every cell kind, the sweep figures and `check --previous-checkpoint`
+  of a real run have two checkpoints; and, since a sweep runs every method at every checkpoint
+  (a trial of a real-size SiT-XL/2 takes 1-2 minutes on a CPU core), of methods that take the same
+  code path (`code_path`: method, omega 1 or not, interval, schedules, dense or sparse branches)
+  the first; LPIPS limited to fewer samples than a trial stays limited (to one batch);
 - device cpu; `dtype: auto`/`bf16` sample in bf16 autocast (what the GPU run uses) where the
   CPU computes bf16 natively, else in fp32;
 - a shared search storage and a fixed report directory are replaced by the rehearsal's own
@@ -28,6 +34,7 @@ STEPS = 2
 BATCH = 2
 PR_SAMPLES = 4  # precision/recall: more than k = 3 points
 SEARCH_POINTS = 2
+SWEEP_ENTRIES = 2  # the first and the last checkpoint of a sweep
 MAX_SEEDS = 2
 EXTRACTOR_BATCH = 8
 GRID_IMAGES = 4
@@ -74,10 +81,21 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
     fidelities, s.metrics.n_samples = sample_counts(s)
     s.metrics.batch_size = min(s.metrics.batch_size, EXTRACTOR_BATCH)
     s.report.sample_grid = min(s.report.sample_grid, GRID_IMAGES)
+    lpips = s.metrics.lpips
+    if lpips is not None and lpips.n_samples is not None:  # limited below a trial: limited here too
+        lpips.n_samples = BATCH if lpips.n_samples < (was[3] or 0) else None
     dtype = {"bf16": "bf16 autocast", "fp32": "fp32"}[sp.dtype]
     notes.append(f"sizes: {sp.steps} {sp.solver} steps (suite: {was[0]}), batch {sp.batch_size} (suite: {was[1]}), "
                  f"{s.metrics.n_samples} samples per trial and seed (suite: {was[3] or 'every prompt'}), "
                  f"seeds {s.seeds} (suite: {was[4]}), {dtype} on the CPU (suite: {was[2]})")
+    if lpips is not None:
+        notes[-1] += f", LPIPS on {lpips.n_samples or 'every'} sample{'s' * (lpips.n_samples != 1)} of a trial"
+        if suite.metrics.lpips.n_samples:
+            notes[-1] += f" (suite: {suite.metrics.lpips.n_samples})"
+    sweeps = _kept_sweeps(s)
+    if sweeps:
+        methods = _kept_methods(s)
+        notes.append(f"sweeps: {sweeps}" + (f"; methods: {methods}" if methods else ""))
     if s.benchmark is not None:
         s.benchmark.hps_batch_size = min(s.benchmark.hps_batch_size, BATCH)
     search = s.search
@@ -104,3 +122,41 @@ def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
         notes.append(f"report: <run>/report/ instead of the suite's {s.report.out} (kept for real runs)")
         s.report.out = None
     return s, notes
+
+
+def _kept_sweeps(s: Suite) -> str:
+    """Keep the first and the last checkpoint of each sweep (in the suite's order); '' without sweeps."""
+    what = []
+    for section in ("sweep", "weak_sweep"):
+        entries = getattr(s.model, section)
+        if not entries:
+            continue
+        kept = entries if len(entries) <= SWEEP_ENTRIES else [entries[0], entries[-1]]
+        setattr(s.model, section, kept)
+        which = ", the first and the last" if len(kept) < len(entries) else ""
+        what.append(f"model.{section}: {len(kept)} checkpoint{'s' * (len(kept) != 1)}{which} (suite: {len(entries)})")
+    return "; ".join(what)
+
+
+def code_path(g) -> tuple:
+    """What decides which sampling code a guidance setting runs (not the values of omega and gamma):
+    its method, whether omega is 1 (the weak branch is skipped), an interval, schedules, and which
+    branch is dense (gamma 0) or sparse."""
+    def branch(gamma):
+        return "schedule" if isinstance(gamma, str) else (None if gamma is None else gamma == 0)
+
+    return g.method, g.omega == 1, g.interval is not None, g.schedule, branch(g.gamma_strong), branch(g.gamma_weak)
+
+
+def _kept_methods(s: Suite) -> str:
+    """Keep the first method of each code path (suite order); '' when none is dropped."""
+    first: dict[tuple, object] = {}
+    for g in s.methods:
+        first.setdefault(code_path(g), g)
+    kept = [g for g in s.methods if first[code_path(g)] is g]
+    if len(kept) == len(s.methods):
+        return ""
+    dropped = [g.name for g in s.methods if first[code_path(g)] is not g]
+    s.methods = kept
+    return (f"{len(kept)} (suite: {len(kept) + len(dropped)}): {', '.join(g.name for g in kept)}, the first of "
+            f"each code path ({', '.join(dropped)} take{'s' * (len(dropped) == 1)} the same)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,9 @@ from sgbench.rehearse.plan import cpu_has_bf16, rehearsal_suite
 PREFIX = "rehearsal: "
 STANDINS = "standins"
 SEED, WEAK_SEED = 0, 1
+SWEEP_SEED = {"sweep": 100, "weak_sweep": 200}  # + the entry's index: each checkpoint its own weights
+SWEEP_KEY = re.compile(r"suite\.model\.(sweep|weak_sweep)\[(\d+)\]\.checkpoint")
+MAIN_KEYS = ("suite.model.checkpoint", "suite.model.sweep[0].checkpoint")  # the main network: one or a sweep's first
 T2I_SIDE = 512  # T2I stand-ins without sampler.resolution: the paper's TR-DiT-2.5B side
 
 
@@ -57,11 +61,15 @@ class Context:
 
 
 def _set(suite: Suite, key: str, value) -> None:
-    """Set the suite field a file_refs key names (suite.model.text_encoder.path is a dict item)."""
+    """Set the suite field a file_refs key names (suite.model.text_encoder.path is a dict item,
+    suite.model.sweep[2].checkpoint a list entry's field)."""
     *parents, last = key.split(".")[1:]
     node = suite
     for name in parents:
+        name, _, index = name.partition("[")
         node = node[name] if isinstance(node, dict) else getattr(node, name)
+        if index:
+            node = node[int(index.rstrip("]"))]
     if isinstance(node, dict):
         node[last] = value
     else:
@@ -91,27 +99,107 @@ def _class_config(ctx: Context) -> tuple[str, dict]:
     return family, (maskdit_config if family == "maskdit" else dit_config)(m.arch, **overrides).to_dict()
 
 
+def _checkpoint_keys(ctx: Context) -> list[str]:
+    """Every class-conditional checkpoint key of the suite, main network first."""
+    return [k for k in ctx.paths if k in ("suite.model.checkpoint", "suite.model.weak_checkpoint") or SWEEP_KEY.fullmatch(k)]
+
+
+OWN_META = ("format", "family", "config", "parametrization", "train", "train_steps")  # not copied to a stand-in
+
+
+def _recorded_model(path: Path) -> Optional[tuple[str, dict, Optional[str], dict]]:
+    """(family, config, parametrization, other metadata) an sgbench safetensors file records, None
+    for other files (a .pt is not unpickled to look)."""
+    from sgbench.models.loading import read_sgbench_metadata
+
+    meta = read_sgbench_metadata(path) if path.suffix == ".safetensors" else None
+    if not meta:
+        return None
+    extra = {k: v for k, v in meta.items() if k not in OWN_META}
+    return meta["family"], dict(meta["config"]), meta.get("parametrization"), extra
+
+
+def _model_config(ctx: Context, key: str) -> tuple[str, dict, Optional[str], dict]:
+    """(family, config, recorded parametrization or None, other recorded metadata) of the network
+    at `key`: what your sgbench file records; for a stand-in, what your file of the same sweep
+    records (a sweep follows one training run: same tensors and config), else your main
+    network's, else the suite's declared architecture."""
+    def section(k: str) -> Optional[str]:
+        m = SWEEP_KEY.fullmatch(k)
+        return m[1] if m else None
+
+    if key in ctx.standin:  # yours of the same sweep first, then your others (main network first)
+        keys = sorted((k for k in _checkpoint_keys(ctx) if k not in ctx.standin),
+                      key=lambda k: section(k) is None or section(k) != section(key))
+    else:
+        keys = [key]
+    for k in keys:
+        recorded = _recorded_model(ctx.paths[k])
+        if recorded:
+            return recorded
+    return (*_class_config(ctx), None, {})
+
+
+def main_key(ctx: Context) -> str:
+    return next(k for k in MAIN_KEYS if k in ctx.paths)
+
+
+def _name_step(path: Path) -> Optional[int]:
+    """The training iteration a file name states: its last run of digits (sit-...-0400000 -> 400000)."""
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else None
+
+
+def sweep_step(ctx: Context, key: str) -> tuple[int, str]:
+    """(step, why) a stand-in for a sweep entry records: the suite's `step`, else the step its file
+    name states where the names of the sweep's stand-ins state distinct ones, else its position."""
+    section, i = SWEEP_KEY.fullmatch(key).groups()
+    entries = getattr(ctx.suite.model, section)
+    entry = entries[int(i)]
+    if entry.step is not None:
+        return entry.step, "the suite's step"
+    names = [_name_step(ctx.paths[f"suite.model.{section}[{j}].checkpoint"]) for j in range(len(entries))
+             if f"suite.model.{section}[{j}].checkpoint" in ctx.standin and entries[j].step is None]
+    if None not in names and len(set(names)) == len(names):
+        return _name_step(ctx.paths[key]), "the step its file name states"
+    return int(i) + 1, "its position in the sweep (the file names state no distinct steps)"
+
+
 def build_checkpoint(ctx: Context, key: str) -> Path:
-    from sgbench.rehearse.checkpoints import LAYOUTS, NATURAL_PARAMETRIZATION, declared_layout, write_checkpoint
+    from sgbench.rehearse.checkpoints import (LAYOUTS, NATURAL_PARAMETRIZATION, STEP_LAYOUTS, declared_layout,
+                                              write_checkpoint)
 
     if ctx.t2i:
         return build_t2i_checkpoint(ctx, key)
     m, path = ctx.suite.model, ctx.target(key)
     layout = declared_layout(ctx.paths[key], m.family, m.arch, m.parametrization, m.trust_checkpoint)
-    family, config = _class_config(ctx)
+    family, config, recorded_param, extra = _model_config(ctx, key)
     param = None
-    if layout == "sgbench":
-        codebase = "sit" if "SiT" in m.arch else ("maskdit" if family == "maskdit" else "dit")
-        param = m.parametrization or NATURAL_PARAMETRIZATION[codebase]
+    if layout in ("sgbench", "sgbench-train"):
+        codebase = "maskdit" if family == "maskdit" else ("sit" if "SiT" in (m.arch or "SiT") else "dit")
+        param = m.parametrization or recorded_param or NATURAL_PARAMETRIZATION[codebase]
+    swept = SWEEP_KEY.fullmatch(key)
+    step, why = sweep_step(ctx, key) if swept else (None, "")
+    if swept:
+        seed = SWEEP_SEED[swept[1]] + int(swept[2])
+    else:
+        seed = WEAK_SEED if "weak" in key else SEED
     if not path.exists():
-        write_checkpoint(path, layout, family, config, param, WEAK_SEED if "weak" in key else SEED, m.arch)
-    routes = f" + routes {', '.join(m.routes)}" if m.routes and family == "dit" else ""
+        write_checkpoint(path, layout, family, config, param, seed, m.arch, extra or None,
+                         step=step if layout in STEP_LAYOUTS else None)
+    routes = config.get("routes") if family == "dit" else None
+    routes = f" + routes {', '.join(routes)}" if routes else ""
+    arch = m.arch or f"{family} network of the config your sgbench file records"
     if param:
-        recorded = (f"records parametrization {param}" + ("" if m.parametrization else
+        recorded = (f"records parametrization {param}" + ("" if m.parametrization or recorded_param else
                     " (the suite gives none: your file's own record decides in a real run)"))
     else:
         recorded = "records no parametrization, like the real file"
-    ctx.notes.append(f"{key}: {LAYOUTS[layout]} of a random {m.arch}{routes}; {recorded} -> {path}")
+    if swept and layout in STEP_LAYOUTS:
+        recorded += f", training step {step} ({why})"
+    elif swept:
+        recorded += ", no training step, like the real file (a sweep then takes the suite's `step`)"
+    ctx.notes.append(f"{key}: {LAYOUTS[layout]} of a random {arch}{routes}; {recorded} -> {path}")
     return path
 
 
@@ -182,11 +270,7 @@ def image_side(ctx: Context) -> int:
     """Pixels per side of the suite's samples: latent side x the VAE's downsampling."""
     if ctx.t2i:
         return ctx.suite.sampler.resolution or T2I_SIDE
-    from sgbench.models.loading import read_sgbench_metadata
-
-    ck = ctx.paths["suite.model.checkpoint"]
-    meta = None if "suite.model.checkpoint" in ctx.standin else read_sgbench_metadata(ck)
-    latent = int(meta["config"]["input_size"]) if meta else int(_class_config(ctx)[1]["input_size"])
+    latent = int(_model_config(ctx, main_key(ctx))[1]["input_size"])
     if not ctx.suite.model.vae:
         return latent
     from sgbench.rehearse.vae import DOWNSAMPLING, downsampling_factor
@@ -259,6 +343,17 @@ def _large_reference(path: Path) -> bool:
     if path.is_dir() or path.suffix != ".npz" or "arr_0" not in npz_keys(path):
         return False
     return count_images(path) > N_IMAGES
+
+
+def build_lpips_weights(ctx: Context, key: str) -> Path:
+    from sgbench.metrics.perceptual import BACKBONE_FILES, write_standin_backbone
+
+    net, path = ctx.suite.metrics.lpips.net, ctx.target(key)
+    if not path.exists():
+        write_standin_backbone(path, net, SEED)
+    ctx.notes.append(f"{key}: torchvision's {net} backbone with random weights, in the layout of "
+                     f"{BACKBONE_FILES[net]} (lpips' own linear heads on top) -> {path}")
+    return path
 
 
 # ----------------------------------------------------------------------------- benchmark files
@@ -365,9 +460,12 @@ BUILDERS: dict[str, Callable[[Context, str], Optional[Path]]] = {
     "suite.model.text_encoder.path": build_text_encoder,
     "suite.model.checkpoint": build_checkpoint,
     "suite.model.weak_checkpoint": build_checkpoint,
+    "suite.model.sweep[].checkpoint": build_checkpoint,  # every suite.model.sweep[i].checkpoint
+    "suite.model.weak_sweep[].checkpoint": build_checkpoint,
     "suite.model.vae": build_vae,
     "suite.metrics.weights": build_extractor_weights,
     "suite.metrics.reference.path": build_reference,
+    "suite.metrics.lpips.weights": build_lpips_weights,
     "suite.benchmark.metadata": build_metadata,
     "suite.benchmark.detector_config": build_detector_config,
     "suite.benchmark.detector_checkpoint": build_detector_checkpoint,
@@ -377,6 +475,20 @@ BUILDERS: dict[str, Callable[[Context, str], Optional[Path]]] = {
     "suite.benchmark.hps_checkpoint": build_hps_model,
     "suite.benchmark.hps_config": drop_hps_config,
 }
+
+
+def builder_key(key: str) -> str:
+    """The BUILDERS entry of a suite key: a sweep entry's index is dropped (sweep[2] -> sweep[])."""
+    m = SWEEP_KEY.fullmatch(key)
+    return f"suite.model.{m[1]}[].checkpoint" if m else key
+
+
+def build_order(keys) -> list[str]:
+    """The keys that have a builder, in BUILDERS order (a sweep's entries in index order)."""
+    order = list(BUILDERS)
+    known = [k for k in keys if builder_key(k) in BUILDERS]
+    return sorted(known, key=lambda k: (order.index(builder_key(k)), int(SWEEP_KEY.fullmatch(k)[2])
+                                        if SWEEP_KEY.fullmatch(k) else 0))
 
 
 # ----------------------------------------------------------------------------- the rehearsal
@@ -409,13 +521,14 @@ def _check_makeable(ctx: Context) -> None:
 
         raise UserError(f"suite.benchmark: GenEval's detector needs the optional extra {GENEVAL_EXTRA}; a real run "
                         "needs it too (on CPU: make geneval-cpu)")
-    if not ctx.t2i and keys & {"suite.model.checkpoint", "suite.model.weak_checkpoint"}:
+    checkpoints = sorted(keys & set(_checkpoint_keys(ctx)))
+    if not ctx.t2i and checkpoints:
         from sgbench.rehearse.checkpoints import declared_layout
 
         m = s.model
-        for key in keys & {"suite.model.checkpoint", "suite.model.weak_checkpoint"}:
+        for key in checkpoints:
             declared_layout(ctx.paths[key], m.family, m.arch, m.parametrization, m.trust_checkpoint)
-        _class_config(ctx)
+            _model_config(ctx, key)
 
 
 class Rehearsal:
@@ -471,8 +584,8 @@ class Rehearsal:
         ctx.standins = self.run_dir / STANDINS
         try:
             self._mmcv_ops(ctx)
-            for key in [k for k in BUILDERS if k in ctx.standin]:
-                path = BUILDERS[key](ctx, key)
+            for key in build_order(ctx.standin):
+                path = BUILDERS[builder_key(key)](ctx, key)
                 _set(ctx.suite, key, None if path is None else str(path))
                 if path is None:
                     del ctx.paths[key]
