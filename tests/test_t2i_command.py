@@ -136,7 +136,7 @@ def test_geneval_suite_with_mask2former_and_open_clip(tmp_path, monkeypatch):
     real_call = geneval_backends.ClipColorClassifier.__call__
     monkeypatch.setattr(geneval_backends.ClipColorClassifier, "__call__",
                         lambda self, image, objects, cls: calls.append(cls) or real_call(self, image, objects, cls))
-    run_dir = run_suite(tmp_path / "s.yaml", out=tmp_path / "results", progress=False, log=lambda m: None)
+    run_dir = run_suite(tmp_path / "s.yaml", out=tmp_path / "results", progress=False, log=lambda m: None).run_dir
     row = next(csv.DictReader(open(run_dir / "trials.csv")))
     assert row["status"] == "complete" and row["n_samples"] == "4" and 0.0 <= float(row["geneval"]) <= 1.0
     assert {"geneval_single_object", "geneval_colors"} <= set(row) and float(row["gflops"]) > 0
