@@ -301,12 +301,10 @@ def _config_from_weights(family: str, spec: ModelSpec, sd: Mapping[str, torch.Te
     return base
 
 
-def _explicit_fields(spec: ModelSpec, family: str) -> dict:
-    """The architecture fields the user set (suite `model:` keys, CLI options, `config:`)."""
-    out = dict(spec.config)
-    for name in ("num_classes", "input_size", "in_channels", "learn_sigma"):
-        if getattr(spec, name) is not None:
-            out[name] = getattr(spec, name)
+def _spec_fields(spec: ModelSpec, family: str) -> dict:
+    """The architecture fields the user set by name (suite `model:` keys, CLI options)."""
+    out = {name: getattr(spec, name) for name in ("num_classes", "input_size", "in_channels", "learn_sigma")
+           if getattr(spec, name) is not None}
     if spec.routes is not None and get_backbone_family(family).takes_routes:
         out["routes"] = list(spec.routes)
     return out
@@ -315,7 +313,7 @@ def _explicit_fields(spec: ModelSpec, family: str) -> dict:
 def _refuse_contradictions(recorded: dict, spec: ModelSpec, family: str) -> None:
     """An sgbench file records its architecture; a given value that differs is an error, never an
     override (routes, for one, do not show in the weights, so nothing later would catch it)."""
-    for name, given in _explicit_fields(spec, family).items():
+    for name, given in {**spec.config, **_spec_fields(spec, family)}.items():
         have = recorded.get(name)
         if have is None or name == "routes" and not have:
             continue  # not recorded (a file of a dense model records no routes: adding them is not a contradiction)
@@ -331,16 +329,9 @@ def _route_text(routes) -> list[str]:
 
 def _apply_spec(cfg: dict, spec: ModelSpec, family: str) -> dict:
     """Explicit spec fields fill in what the file does not record (checked against a record first); the weights then verify them."""
-    cfg = dict(cfg)
-    for name in ("num_classes", "input_size", "in_channels", "learn_sigma"):
-        if getattr(spec, name) is not None:
-            cfg[name] = getattr(spec, name)
-    if spec.routes is not None:
-        if get_backbone_family(family).takes_routes:
-            cfg["routes"] = list(spec.routes)
-        elif spec.routes:
-            raise UserError(f"{family} masks before its encoder; it takes no routes")
-    return cfg
+    if spec.routes and not get_backbone_family(family).takes_routes:
+        raise UserError(f"{family} masks before its encoder; it takes no routes")
+    return {**cfg, **_spec_fields(spec, family)}
 
 
 def _describe(model: nn.Module, arch: Optional[str]) -> str:
