@@ -50,7 +50,7 @@ def test_valid_suite_loads_with_defaults_and_resolved_paths(tmp_path):
     assert s.search.sampler == "grid" and s.search.objective == "fd_classifier"
     assert s.directions == ["minimize"]
     assert s.metrics.metric_keys == ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc")
-    assert loaded.paths["suite.model.checkpoint"] == tmp_path / "model.safetensors"
+    assert loaded.files.checkpoint == tmp_path / "model.safetensors"
     assert [m.schedule for m in s.methods] == ["", ""]
     snap = loaded.snapshot()
     assert snap["search"]["space"]["omega"] == [1.3, 1.5] and snap["report"]["enabled"] is True

@@ -374,7 +374,7 @@ def test_a_large_reference_of_yours_keeps_its_statistics_and_first_images(tmp_pa
     r = Rehearsal(load_suite(_suite(tmp_path), check_files=False), tmp_path / "results", None, False, lines.append)
     assert "suite.metrics.reference.path" in r.ctx.standin and not (tmp_path / "results").exists()  # planned only
     r.build(env={"argv": ["test"]})
-    ref = r.loaded.paths["suite.metrics.reference.path"]
+    ref = r.loaded.files.reference
     with np.load(ref) as f:
         np.testing.assert_array_equal(f["arr_0"], images[:16])
         np.testing.assert_array_equal(f["sigma"], np.eye(3))
@@ -526,13 +526,13 @@ def test_a_sweep_standin_takes_your_files_architecture(tmp_path):
     r = Rehearsal(load_suite(tmp_path / "mix.yaml", check_files=False), tmp_path / "results", None, False,
                   lines.append)
     r.build(env={"argv": ["test"]})
-    assert r.loaded.paths["suite.model.sweep[0].checkpoint"] == mine
-    standin = r.loaded.paths["suite.model.sweep[1].checkpoint"]
+    assert r.loaded.files.sweep[0] == mine
+    standin = r.loaded.files.sweep[1]
     meta = read_sgbench_metadata(standin)
     assert (meta["config"], meta["parametrization"], meta["dataset"], meta["train_steps"]) == (cfg, "rf", "mine", 1200)
     mine_shapes = {k: v.shape for k, v in read_checkpoint(mine).state_dict.items()}
     assert {k: v.shape for k, v in read_checkpoint(standin).state_dict.items()} == mine_shapes
-    weak = read_checkpoint(r.loaded.paths["suite.model.weak_sweep[0].checkpoint"], trust=False)
+    weak = read_checkpoint(r.loaded.files.weak_sweep[0], trust=False)
     assert weak.fmt == "sgbench-train" and weak.meta["config"] == cfg  # a .pt of a suite without arch
     assert {k: v.shape for k, v in weak.state_dict.items()} == mine_shapes
     assert any("your files: suite.model.sweep[0].checkpoint" in ln for ln in lines)

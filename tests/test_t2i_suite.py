@@ -209,7 +209,7 @@ def test_the_shipped_t2i_quickstart_suite_is_valid():
     loaded = load_suite(Path(__file__).resolve().parents[1] / "suites" / "t2i_quickstart.yaml")
     s = loaded.suite
     assert s.benchmark.kind == "shapes_geneval" and s.metrics.extractor == "geneval"
-    meta = read_sgbench_metadata(loaded.paths["suite.model.checkpoint"])
+    meta = read_sgbench_metadata(loaded.files.checkpoint)
     assert meta["family"] == "t2i" and meta["image_size"] == s.sampler.resolution == 32
 
 

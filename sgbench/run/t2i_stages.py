@@ -43,7 +43,7 @@ class T2IStages(ClassStages):
         self._check_sample_count()
         from sgbench.models.loading import read_sgbench_metadata
 
-        meta = read_sgbench_metadata(self.loaded.paths["suite.model.checkpoint"]) or {}
+        meta = read_sgbench_metadata(self.loaded.files.checkpoint) or {}
         side, want = int(meta.get("image_size", 0) or 0), self.suite.sampler.resolution
         if side and want and want != side:
             raise UserError(f"suite.sampler.resolution {want} does not match the model ({side} px)")
@@ -58,8 +58,8 @@ class T2IStages(ClassStages):
         items = self.prompts.items
         spec = model_spec(self.loaded)
         spec.text_encoder = dict(s.model.text_encoder)
-        if "suite.model.text_encoder.path" in self.loaded.paths:  # resolved like every suite path
-            spec.text_encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
+        if self.loaded.files.text_encoder is not None:  # resolved like every suite path
+            spec.text_encoder["path"] = str(self.loaded.files.text_encoder)
         denoiser = load_denoiser(spec, self.device)  # the T2I family builds its text encoder
         if any(m.needs_random_condition for m in s.methods):  # ICG's random conditions
             denoiser.use_prompt_pool(self.prompts.prompts)
@@ -73,18 +73,18 @@ class T2IStages(ClassStages):
         pass  # one model, loaded by load(): the suite schema refuses checkpoint sweeps for T2I suites
 
     def _items(self) -> tuple[list[dict], str]:
-        b, paths = self.benchmark, self.loaded.paths
+        b, files = self.benchmark, self.loaded.files
         if b.kind == "hpsv3":
             from sgbench.t2i.hpsv3_client import load_benchmark_prompts
 
-            return load_benchmark_prompts(paths["suite.benchmark.prompts"]), "category"
+            return load_benchmark_prompts(files.prompts), "category"
         from sgbench.t2i.geneval import COCO_OBJECT_NAMES, read_metadata_jsonl
 
         if b.kind == "geneval":
-            return read_metadata_jsonl(paths["suite.benchmark.metadata"], COCO_OBJECT_NAMES), "tag"
+            return read_metadata_jsonl(files.metadata, COCO_OBJECT_NAMES), "tag"
         from sgbench.t2i.shapes_world import SHAPES, evaluation_metadata
 
-        meta = paths.get("suite.benchmark.metadata")
+        meta = files.metadata
         return (read_metadata_jsonl(meta, SHAPES) if meta else evaluation_metadata(b.n_per_tag, b.prompt_seed)), "tag"
 
     def _check_sample_count(self) -> None:
@@ -101,14 +101,14 @@ class T2IStages(ClassStages):
                                 f"({m.n_samples}); the last fidelity is every sample")
 
     def _load_scorer(self) -> None:
-        b, paths = self.benchmark, self.loaded.paths
+        b, files = self.benchmark, self.loaded.files
         if b.kind == "hpsv3":
             from sgbench.t2i.hpsv3_client import HPSv3WorkerConfig
 
-            cfg = paths.get("suite.benchmark.hps_config")
+            cfg = files.hps_config
             self.worker = HPSv3WorkerConfig(
-                python=str(paths["suite.benchmark.hps_python"]), base_model=str(paths["suite.benchmark.hps_base_model"]),
-                checkpoint=str(paths["suite.benchmark.hps_checkpoint"]), config=str(cfg) if cfg else None,
+                python=str(files.hps_python), base_model=str(files.hps_base_model),
+                checkpoint=str(files.hps_checkpoint), config=str(cfg) if cfg else None,
                 device=self.device.split(":")[0], batch_size=b.hps_batch_size)
             self.worker.check()
             return
@@ -118,9 +118,8 @@ class T2IStages(ClassStages):
         if b.kind == "geneval":
             from sgbench.t2i.geneval_backends import MMDetDetector, load_clip_color_classifier
 
-            self.detector = MMDetDetector(paths["suite.benchmark.detector_config"],
-                                          paths["suite.benchmark.detector_checkpoint"], self.device)
-            self.colors = load_clip_color_classifier(paths["suite.benchmark.clip_weights"], b.clip_arch,
+            self.detector = MMDetDetector(files.detector_config, files.detector_checkpoint, self.device)
+            self.colors = load_clip_color_classifier(files.clip_weights, b.clip_arch,
                                                      self.device, self.options)
         else:
             from sgbench.t2i.shapes_world import ShapesColorClassifier, ShapesDetector
