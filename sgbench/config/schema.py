@@ -18,7 +18,7 @@ from sgbench.errors import FieldError
 from sgbench.guidance.vocabulary import (DEFAULT_SEARCH, SEARCHABLE, GuidanceConfig, check_omega, method_spec, parse_gamma,
                                          parse_interval)
 from sgbench.metrics import registry
-from sgbench.metrics.benchmarks import BENCHMARKS
+from sgbench.metrics.benchmarks import BENCHMARKS, GenEvalOptions
 from sgbench.secrets import register_url
 
 
@@ -345,7 +345,7 @@ class BenchmarkConfig:
     detector_checkpoint: Optional[str] = None
     clip_weights: Optional[str] = None  # geneval: OpenAI CLIP ViT-L/14 weights file
     clip_arch: str = "ViT-L-14-quickgelu"
-    options: dict[str, Any] = field(default_factory=dict)  # GenEval options (threshold, nms, ...)
+    options: GenEvalOptions = field(default_factory=GenEvalOptions)  # geneval, shapes_geneval: GenEval's options
     prompts: Optional[str] = None  # hpsv3: HPDv3 benchmark/ folder or .jsonl
     max_prompts: int = 0  # 0 = all
     hps_python: Optional[str] = None  # hpsv3: the python of an environment with `pip install hpsv3`
@@ -368,6 +368,9 @@ class BenchmarkConfig:
             for key in ("prompts", "hps_python", "hps_base_model", "hps_checkpoint"):
                 if not getattr(self, key):
                     fail(f"{path}.{key}", "required for kind hpsv3")
+            if self.options.changed:
+                fail(f"{path}.options", f"GenEval's options; kind hpsv3 is scored by the HPSv3 reward model, which takes "
+                                        f"none (remove {', '.join(self.options.changed)})")
         limits.check_count(self.max_prompts, f"{path}.max_prompts", 0, limits.MAX_SAMPLES)
         limits.check_count(self.n_per_tag, f"{path}.n_per_tag", 1, limits.MAX_SAMPLES)
         limits.check_count(self.hps_batch_size, f"{path}.hps_batch_size", 1, limits.MAX_BATCH)

@@ -255,7 +255,9 @@ def empty_section(data: Any) -> Any:
 def to_dict(obj: Any) -> Any:
     """Dataclasses -> plain data (for the suite snapshot); inverse of `from_dict`."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+        omit = getattr(obj, "SNAPSHOT_OMITS_DEFAULTS", False)  # a section written as the fields set
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.init and not (omit and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

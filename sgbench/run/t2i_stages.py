@@ -112,9 +112,7 @@ class T2IStages(ClassStages):
                 device=self.device.split(":")[0], batch_size=b.hps_batch_size)
             self.worker.check()
             return
-        from sgbench.t2i.geneval import GenEvalOptions
-
-        self.options = GenEvalOptions.parse(f"{k}={v}" for k, v in b.options.items())
+        self.options = b.options  # parsed and checked with the suite
         if b.kind == "geneval":
             from sgbench.t2i.geneval_backends import MMDetDetector, load_clip_color_classifier
 
