@@ -203,6 +203,6 @@ def test_the_shipped_search_suite_is_the_grid_suite_searched_by_the_benchmarks_c
     for key in ("model", "sampler", "metrics", "seeds", "methods"):
         assert getattr(search, key) == getattr(grid, key), key
     assert search.search.space == grid.search.space and search.search.method == grid.search.method
-    assert search.search.sampler == "multi-objective" and search.search.objectives == ["fid", "gflops"]
+    assert search.search.sampler == "multi-objective" and search.search.objectives == ("fid", "gflops")
     assert search.search.pruning is None and search.search.budget * 4 <= len(grid_points(grid.search.space)) == 180
 

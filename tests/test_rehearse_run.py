@@ -330,7 +330,7 @@ def test_plan_of_the_shipped_suites(name):
     if s.benchmark is not None:
         assert s.metrics.n_samples == s.sampler.images_per_prompt + 1 and s.benchmark.hps_batch_size <= 2
     elif s.search is not None and s.search.pruning is not None:
-        assert s.search.pruning.fidelities == [4] and s.metrics.n_samples == 6
+        assert s.search.pruning.fidelities == (4,) and s.metrics.n_samples == 6
         assert (s.search.pruning.startup_trials or 0) <= 1
     else:
         assert s.metrics.n_samples == 4
@@ -340,7 +340,7 @@ def test_plan_of_the_shipped_suites(name):
     for section in ("sweep", "weak_sweep"):  # a sweep: its first and last checkpoint
         entries = getattr(suite.model, section)
         kept = getattr(s.model, section)
-        assert kept == (entries if len(entries) <= 2 else [entries[0], entries[-1]])
+        assert kept == (entries if len(entries) <= 2 else (entries[0], entries[-1]))
         if len(entries) > 2:
             assert f"model.{section}: 2 checkpoints, the first and the last (suite: {len(entries)})" in notes[1]
     if suite.metrics.lpips is not None:

@@ -132,7 +132,8 @@ def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
     stages.load()
     setting = GuidanceConfig("cfg+sg", 2.0, 0.2, 0.7)
     whole = list(stages.stream(setting, 3, 0, 12))
-    loaded.suite.sampler.batch_size = 4
+    stages = T2IStages(loaded.derive({"suite.sampler.batch_size": 4}), "cpu", log=lambda m: None)
+    stages.load()
     parts = list(stages.stream(setting, 3, 0, 5)) + list(stages.stream(setting, 3, 5, 12))
     cat = lambda bs, i: np.concatenate([b[i] for b in bs])  # noqa: E731
     np.testing.assert_array_equal(cat(whole, 0), np.arange(12))

@@ -109,10 +109,7 @@ class LoadedSuite:
         """This suite with `changes` (suite key path -> plain value, as the YAML gives it) applied,
         checked again as `load_suite` checks a suite, its files resolved again (the one way to
         change a loaded suite: its configuration is frozen)."""
-        data = to_dict(self.suite)
-        for key, value in changes.items():
-            set_key(data, key, value)
-        return _checked(data, self.source, self.text)
+        return _checked(_changed(self.suite, changes), self.source, self.text)
 
     def snapshot(self) -> dict:
         """The suite as loaded (defaults filled in, credentials masked), for results/<run>/suite.yaml."""
@@ -236,6 +233,19 @@ def _checked(data: dict, source: Path, text: str) -> LoadedSuite:
         register_url(storage)
     return LoadedSuite(suite=suite, source=source, text=text, files=SuiteFiles.of(refs), refs=tuple(refs),
                        storage=storage)
+
+
+def derive_suite(suite: Suite, changes: Mapping[str, Any]) -> Suite:
+    """`suite` with `changes` (suite key path -> plain value) applied and checked again (a loaded
+    suite: `LoadedSuite.derive`, which also resolves its files)."""
+    return from_dict(Suite, _changed(suite, changes), ROOT)
+
+
+def _changed(suite: Suite, changes: Mapping[str, Any]) -> dict:
+    data = to_dict(suite)
+    for key, value in changes.items():
+        set_key(data, key, value)
+    return data
 
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")

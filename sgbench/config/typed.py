@@ -241,6 +241,8 @@ def from_dict(cls: type, data: Any, path: str) -> Any:
     except UserError as e:  # a __post_init__ check: make sure the message names the section
         msg = str(e)
         raise UserError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    if hasattr(obj, "completed"):  # values one section decides for another, filled in before the check
+        obj = obj.completed()
     if hasattr(obj, "check"):
         obj.check(path)
     return obj

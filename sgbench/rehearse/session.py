@@ -19,7 +19,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -28,7 +28,7 @@ from sgbench.config.loader import LoadedSuite, SuiteFiles
 from sgbench.config.schema import Suite
 from sgbench.errors import UserError
 from sgbench.rehearse.marker import ENV_KEY, rehearsal_name, write_marker
-from sgbench.rehearse.plan import cpu_has_bf16, rehearsal_suite
+from sgbench.rehearse.plan import cpu_has_bf16, rehearsal_changes
 
 PREFIX = "rehearsal: "
 STANDINS = "standins"
@@ -542,10 +542,10 @@ class Rehearsal:
             raise UserError("--rehearse runs in one process on the CPU: start it without torchrun")
         self.raw_log, self.root = log, Path(root)
         self.log = lambda msg: log(PREFIX + msg)
-        suite, self.notes = rehearsal_suite(loaded.suite, cpu_has_bf16())
-        planned = replace(loaded, suite=suite).derive({})
+        changes, self.notes = rehearsal_changes(loaded.suite, cpu_has_bf16())
+        planned = loaded.derive(changes)
         absent = {r.key for r in planned.refs if not r.exists()}
-        if suite.benchmark is not None and planned.files.text_encoder is None and \
+        if planned.suite.benchmark is not None and planned.files.text_encoder is None and \
                 any(r.slot == "checkpoint" and r.key in absent for r in planned.refs):
             key = "suite.model.text_encoder.path"  # a stand-in DiT reads a stand-in encoder
             planned = planned.derive({key: "text-encoder"})

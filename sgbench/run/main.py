@@ -122,7 +122,8 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
         if rehearsal is not None:  # claims its own directory and makes the stand-ins inside
             loaded = rehearsal.build(environment(device, argv))
         stages = make_stages(loaded, device, log, stages_factory)
-        stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
+        loaded = stages.validate() or loaded  # cheap input checks (prompt files, sample counts; T2I: n_samples)
+        suite = loaded.suite
         target = rehearsal.run_dir if rehearsal is not None else None
         if resume and rank == 0 and rehearsal is None:
             target = rundir.existing_run(root, run_name)

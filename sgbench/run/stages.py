@@ -62,8 +62,9 @@ class Stages(Protocol):
     run_dir: Optional[Path]  # set by run_suite once the run directory exists (per-trial files)
     cells: list  # set by run_suite before load(): the run's cells (sgbench.run.sweep), in run order
 
-    def validate(self) -> None:
-        """Cheap input checks (prompt files, sample counts)."""
+    def validate(self) -> Optional[LoadedSuite]:
+        """Cheap input checks (prompt files, sample counts). Returns the suite completed by what the
+        inputs decide (T2I: metrics.n_samples from the prompts), None where they decide nothing."""
 
     def use(self, cell) -> None:
         """Sample with this cell's networks from now on (a checkpoint sweep's trials switch them)."""
@@ -179,8 +180,8 @@ class ClassStages(Stages):
             raise UserError(f"suite.metrics.reference: its images are {side} px, the samples {want} px; "
                             "compare samples with real images of the same resolution")
 
-    def validate(self) -> None:
-        pass  # the model files are checked by load() (and a sweep's by sgbench.run.sweep.resolve_cells)
+    def validate(self) -> LoadedSuite:
+        return self.loaded  # the model files are checked by load() (and a sweep's by sgbench.run.sweep.resolve_cells)
 
     def close(self) -> None:
         pass

@@ -31,8 +31,9 @@ class T2IStages(ClassStages):
         self._text_len = None
 
     # ---- loading ------------------------------------------------------------------------
-    def validate(self) -> None:
-        """Read the prompts and check the sample counts (cheap; before the run directory exists)."""
+    def validate(self) -> LoadedSuite:
+        """Read the prompts and check the sample counts (cheap; before the run directory exists);
+        the suite with its samples per trial and seed filled in (default: every prompt's images)."""
         from sgbench.t2i.scoring import BenchmarkPrompts
 
         items, group = self._items()
@@ -41,12 +42,16 @@ class T2IStages(ClassStages):
         self.prompts = BenchmarkPrompts(items, self.suite.sampler.images_per_prompt, group)
         self.order = self.prompts.sample_order()
         self._check_sample_count()
+        if self.suite.metrics.n_samples is None:
+            self.loaded = self.loaded.derive({"suite.metrics.n_samples": self.prompts.total})
+            self.suite = self.loaded.suite
         from sgbench.models.loading import read_sgbench_metadata
 
         meta = read_sgbench_metadata(self.loaded.files.checkpoint) or {}
         side, want = int(meta.get("image_size", 0) or 0), self.suite.sampler.resolution
         if side and want and want != side:
             raise UserError(f"suite.sampler.resolution {want} does not match the model ({side} px)")
+        return self.loaded
 
     def load(self) -> None:
         from sgbench.models.loading import load_denoiser
@@ -88,17 +93,16 @@ class T2IStages(ClassStages):
         return (read_metadata_jsonl(meta, SHAPES) if meta else evaluation_metadata(b.n_per_tag, b.prompt_seed)), "tag"
 
     def _check_sample_count(self) -> None:
-        m, total = self.suite.metrics, self.prompts.total
-        if m.n_samples is None:
-            m.n_samples = total
-        elif m.n_samples > total:
-            raise UserError(f"suite.metrics.n_samples ({m.n_samples}) exceeds the benchmark's "
+        n, total = self.suite.metrics.n_samples, self.prompts.total
+        if n is not None and n > total:
+            raise UserError(f"suite.metrics.n_samples ({n}) exceeds the benchmark's "
                             f"{len(self.prompts.items)} prompts x {self.prompts.images_per_prompt} images = {total}")
+        n = total if n is None else n
         p = self.suite.search.pruning if self.suite.search else None
-        for i, n in enumerate(p.fidelities if p else []):
-            if n >= m.n_samples:
+        for i, f in enumerate(p.fidelities if p else []):
+            if f >= n:
                 raise UserError(f"suite.search.pruning.fidelities[{i}]: must be < the samples per trial "
-                                f"({m.n_samples}); the last fidelity is every sample")
+                                f"({n}); the last fidelity is every sample")
 
     def _load_scorer(self) -> None:
         b, files = self.benchmark, self.loaded.files

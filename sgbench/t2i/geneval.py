@@ -26,8 +26,9 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from sgbench.errors import UserError
-from sgbench.metrics.benchmarks import GENEVAL, GENEVAL_TAG, GENEVAL_TAGS, GenEvalOptions  # noqa: F401 (its home is the
-# benchmarks' plain data, so the suite schema parses a suite's options without importing sgbench.t2i)
+# GenEvalOptions lives with the benchmarks' plain data: the suite schema parses a suite's options
+# without importing sgbench.t2i
+from sgbench.metrics.benchmarks import GENEVAL, GENEVAL_TAG, GENEVAL_TAGS, GenEvalOptions
 
 COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white"]
 TAGS = list(GENEVAL_TAGS)  # GenEval's task tags; display names (paper Table 5) in GENEVAL_TAGS
