@@ -100,11 +100,6 @@ class LoadedSuite:
     refs: tuple[FileRef, ...] = ()  # the same files with their suite keys (for messages)
     storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
 
-    @property
-    def base_dir(self) -> Path:
-        """The directory the suite's relative paths start from."""
-        return self.source.resolve().parent
-
     def derive(self, changes: Mapping[str, Any]) -> "LoadedSuite":
         """This suite with `changes` (suite key path -> plain value, as the YAML gives it) applied,
         checked again as `load_suite` checks a suite, its files resolved again (the one way to
