@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
+from sgbench.config.files import FileRef, command_line_file, expand_vars, require_all, resolve_path
+from sgbench.config.kinds import refuse_training_config
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
@@ -163,9 +164,10 @@ def check_extractor(name: str) -> None:
 
 def load_suite(path, check_files: bool = True) -> LoadedSuite:
     """YAML -> Suite, checked once; with check_files, every missing file is one error."""
-    source = Path(path).expanduser()
+    source = command_line_file(path)  # a path, or a shipped suite: sgbench:suites/quickstart.yaml
     text = read_text_file(source, "suite file")
     data = parse_yaml(text, str(source))
+    refuse_training_config(data, str(path))
     suite = from_dict(Suite, data, ROOT)
     if suite.benchmark is None:
         check_extractor(suite.metrics.extractor)

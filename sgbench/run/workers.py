@@ -81,7 +81,9 @@ class LocalWorkers:
     progress and output, forwards signals, and collects their exit codes."""
 
     def __init__(self, count: int, suite_path, threads: int, max_trials: Optional[int], argv: list[str], log):
-        self.count, self.suite_path, self.threads = count, str(Path(suite_path).resolve()), threads
+        from sgbench.config.files import command_line_file  # sgbench:suites/... names a shipped suite
+
+        self.count, self.suite_path, self.threads = count, str(command_line_file(suite_path).resolve()), threads
         self.max_trials, self.argv, self.log = max_trials, argv, log
         self.procs: list[subprocess.Popen] = []
         self.threads_: list[threading.Thread] = []
