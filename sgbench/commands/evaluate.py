@@ -38,6 +38,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
+    import contextlib
     import json
     import sys
 
@@ -60,21 +61,22 @@ def main(args) -> int:
             raise UserError("--batch-size must be positive")
         kwargs["batch_size"] = args.batch_size
     n = count_images(args.samples)  # validates the sample file before loading any network
-    extractor = get_extractor(args.extractor, **kwargs)
-    do_pr = not args.no_precision_recall
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  (stdout stays ADM's lines / JSON)
-
-    reference = load_reference(args.ref, extractor, cache_dir=args.cache_dir, need_features=do_pr,
-                               batch_size=extractor.batch_size, use_cache=not args.no_cache, log=log)
-    n = min(n, args.limit) if args.limit else n
-    labels = read_npz_labels(args.samples, count_images(args.samples)) if image_columns(extractor.name).class_acc else None
-    acc = ImageMetricAccumulator(extractor, precision_recall=do_pr, distance_dtype=args.distance_dtype)
-    log(f"computing sample features of {n} images from {args.samples} ...")
-    done = 0
-    for batch in iter_images(args.samples, 256, limit=n):
-        acc.update(batch, None if labels is None else labels[done : done + len(batch)])
-        done += len(batch)
-    metrics = acc.compute(reference)
+    with contextlib.redirect_stdout(sys.stderr):  # what a library prints while loading, too
+        extractor = get_extractor(args.extractor, **kwargs)
+        do_pr = not args.no_precision_recall
+        reference = load_reference(args.ref, extractor, cache_dir=args.cache_dir, need_features=do_pr,
+                                   batch_size=extractor.batch_size, use_cache=not args.no_cache, log=log)
+        n = min(n, args.limit) if args.limit else n
+        labels = (read_npz_labels(args.samples, count_images(args.samples))
+                  if image_columns(extractor.name).class_acc else None)
+        acc = ImageMetricAccumulator(extractor, precision_recall=do_pr, distance_dtype=args.distance_dtype)
+        log(f"computing sample features of {n} images from {args.samples} ...")
+        done = 0
+        for batch in iter_images(args.samples, 256, limit=n):
+            acc.update(batch, None if labels is None else labels[done : done + len(batch)])
+            done += len(batch)
+        metrics = acc.compute(reference)
     if args.json:
         print(json.dumps({"samples": str(args.samples), "ref": str(args.ref), "extractor": extractor.name,
                           "n_samples": done, **{k: float(np.float64(v)) for k, v in metrics.items()}}))
