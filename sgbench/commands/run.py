@@ -22,6 +22,10 @@ def register(subparsers):
     )
     p.add_argument("suite", help="suite YAML file (e.g. suites/quickstart.yaml), or a shipped one: "
                                  "sgbench:suites/quickstart.yaml (`sgbench suites` lists them)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="change one suite key for this run, checked like the file (repeatable): KEY a dotted path "
+                        "with list indices (sampler.steps, methods[1].omega), VALUE YAML (20, [1.5, 2.0], null); "
+                        "recorded in the run's suite.yaml, compared by --resume")
     p.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
     p.add_argument("--name", default=None, help="run name (default: the suite's name); the run goes to DIR/NAME")
     p.add_argument("--resume", action="store_true",
@@ -55,7 +59,7 @@ def main(args) -> int:
             result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name,
                                max_trials=args.max_trials, report=not args.no_report,
                                progress=not args.no_progress, argv=sys.argv, rehearse=args.rehearse,
-                               workers=args.workers)
+                               workers=args.workers, overrides=args.overrides)
     except RunInterrupted as e:
         print(f"sgbench run: stopped by {e}", file=sys.stderr)
         return e.exit_code

@@ -53,10 +53,11 @@ def device_info(device: str) -> dict:
     return info
 
 
-def environment(device: str, argv: list[str]) -> dict:
+def environment(device: str, argv: list[str], overrides=()) -> dict:
     return {
         "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(argv),
+        "overrides": list(overrides),  # `--set KEY=VALUE`, as given (their values are in suite.yaml)
         "host": socket.gethostname(),
         "rank": int(os.environ.get("RANK", "0")),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
