@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sgbench.config import overrides as ov
-from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
+from sgbench.config.files import FileRef, command_line_file, expand_vars, require_all, resolve_path
+from sgbench.config.kinds import refuse_training_config
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
@@ -194,9 +195,10 @@ def load_suite(path, check_files: bool = True, overrides=()) -> LoadedSuite:
     overrides: `KEY=VALUE` texts (`sgbench run --set`, sgbench.config.overrides), applied to the
     file's data before the check."""
     parsed = ov.parse_all(overrides)
-    source = Path(path).expanduser()
+    source = command_line_file(path)  # a path, or a shipped suite: sgbench:suites/quickstart.yaml
     text = read_text_file(source, "suite file")
     data = parse_yaml(text, str(source))
+    refuse_training_config(data, str(path))
     suite = _typed_with(data, parsed)
     base_dir = source.resolve().parent
     refs = file_refs(suite, base_dir)

@@ -149,6 +149,11 @@ def compare_runs(new: Run, base: Run, tolerances: dict[str, Tolerance] | None = 
                         "(method, gamma_strong, gamma_weak, omega, schedule, n_samples)")
     extra = [m for m in tolerances if m != "default"]
     new_metrics = set(new.metrics) | {c for s in new_s.values() for c in s.stats}
+    measured = new_metrics | set(base.metrics) | {c for s in base_s.values() for c in s.stats}
+    unmeasured = [m for m in extra if m not in measured]
+    if unmeasured:  # a tolerance that gates nothing is a typo or the wrong runs, not a pass
+        raise UserError(f"--tolerance {', '.join(unmeasured)}: neither {new.name} nor {base.name} measures "
+                        f"{'it' if len(unmeasured) == 1 else 'them'}; they have: {', '.join(sorted(measured))}")
     for setting in matched:
         b, n = base_s[setting], new_s[setting]
         for metric in b.stats:

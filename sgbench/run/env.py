@@ -11,7 +11,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("sgbench", "torch", "torchvision", "numpy", "scipy", "optuna", "fvcore", "torch-fidelity",
+import sgbench
+
+# by distribution name; sgbench itself is recorded by its __version__ (the code that ran: PyPI's
+# unrelated `sgbench` distribution may be installed too, and a checkout may be no distribution at all)
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "optuna", "fvcore", "torch-fidelity",
             "diffusers", "safetensors", "pyyaml", "pandas", "pillow")
 
 
@@ -59,7 +63,7 @@ def environment(device: str, argv: list[str], overrides=()) -> dict:
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": {p: _version(p) for p in PACKAGES},
+        "packages": {"sgbench": sgbench.__version__, **{p: _version(p) for p in PACKAGES}},
         "git": git_commit(),
         **device_info(device),
     }

@@ -18,6 +18,7 @@ from typing import Optional
 from sgbench.config.loader import load_suite
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import method_spec
+from sgbench.run.rundir import log_to_stderr
 from sgbench.run.signals import Interrupts
 from sgbench.secrets import redact
 
@@ -31,6 +32,7 @@ class RunResult:
     failed: int  # failed trials in trials.csv
     unfinished: int  # trials not done (other workers, --max-trials, a rung blocked by a failure)
     worker_codes: list[int] = field(default_factory=list)  # exit codes of local workers 1..N-1 (--workers)
+    report: Optional[Path] = None  # the report's report.html, when this invocation wrote one
 
     @property
     def exit_code(self) -> int:
@@ -40,10 +42,6 @@ class RunResult:
         from sgbench.run.workers import combine
 
         return combine([own, *self.worker_codes])
-
-
-def _log_to_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class _HeldLog:
@@ -79,7 +77,7 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
     progress_factory replaces the progress bar (a local worker's goes to worker 0).
     overrides: `--set KEY=VALUE` texts applied to the suite before its check (sgbench.config.overrides).
     """
-    say = _HeldLog(log or _log_to_stderr)
+    say = _HeldLog(log or log_to_stderr)
     interrupts = Interrupts()
     with interrupts.installed():
         return _run(suite_path, Path(out), resume, name, max_trials, report, progress,
@@ -201,7 +199,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     if result.unfinished:
         log(f"{result.unfinished} trial(s) not finished here (other workers, or --max-trials); {hint} continues")
     elif builder is not None:
-        make_report(builder, run_dir, loaded, log)
+        result.report = make_report(builder, run_dir, loaded, log)
     interrupts.check()
     log(f"done in {time.perf_counter() - started:.0f}s: {run_dir / 'trials.csv'}")
     return result
@@ -366,10 +364,12 @@ def check_report_target(loaded, root: Path, target, run_name: str) -> None:
     check_target(out, sources, bool(loaded.suite.report.options.get("force", False)))
 
 
-def make_report(build_report, run_dir: Path, loaded, log) -> None:
+def make_report(build_report, run_dir: Path, loaded, log) -> Optional[Path]:
+    """The report's report.html (None: it failed; the log says why). `sgbench run` prints the path
+    on stdout (commands/run.py), so it is not logged here."""
     try:
         path = build_report([run_dir], report_dir(loaded, run_dir), **loaded.suite.report.options)
     except Exception as e:  # the results are safe on disk; the report can be rebuilt on its own
         log(f"report failed ({type(e).__name__}: {e}); the results are complete, retry with `sgbench report {run_dir}`")
-        return
-    log(f"report: {path / 'report.html'}")
+        return None
+    return path / "report.html"

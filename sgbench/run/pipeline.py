@@ -31,7 +31,7 @@ from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import GuidanceConfig
 from sgbench.metrics import registry
 from sgbench.run.progress import Progress, fmt_duration
-from sgbench.run.rundir import write_atomic
+from sgbench.run.rundir import log_to_stderr, write_atomic
 from sgbench.run.signals import Interrupts
 from sgbench.run.stages import Stages
 from sgbench.search import study as st
@@ -89,7 +89,7 @@ class Runner:
     studies: list[tuple[Cell, st.Studies]]  # per cell of the run (one outside checkpoint sweeps)
     options: RunOptions = field(default_factory=RunOptions)
     interrupts: Interrupts = field(default_factory=Interrupts)
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = log_to_stderr
 
     def __post_init__(self):
         self.suite = self.loaded.suite

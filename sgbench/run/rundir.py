@@ -195,7 +195,14 @@ def _clean_stale_claims(root: Path) -> None:
                 pass
 
 
-def claim(root: Path, name: str, loaded: LoadedSuite, env: dict, log=print) -> Path:
+def log_to_stderr(msg: str) -> None:
+    """The default log of the run's parts: `sgbench run` keeps stdout for its outcome lines."""
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+def claim(root: Path, name: str, loaded: LoadedSuite, env: dict, log=log_to_stderr) -> Path:
     """Create root/<name> (or the next free suffixed name) holding suite.yaml and env.json, atomically."""
     try:
         root.mkdir(parents=True, exist_ok=True)

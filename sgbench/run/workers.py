@@ -82,7 +82,9 @@ class LocalWorkers:
 
     def __init__(self, count: int, suite_path, threads: int, max_trials: Optional[int], argv: list[str], log,
                  overrides=()):
-        self.count, self.suite_path, self.threads = count, str(Path(suite_path).resolve()), threads
+        from sgbench.config.files import command_line_file  # sgbench:suites/... names a shipped suite
+
+        self.count, self.suite_path, self.threads = count, str(command_line_file(suite_path).resolve()), threads
         self.overrides = list(overrides)  # --set: every worker loads the same suite
         self.max_trials, self.argv, self.log = max_trials, argv, log
         self.procs: list[subprocess.Popen] = []
