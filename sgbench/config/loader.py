@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
+from sgbench.config import overrides as ov
+from sgbench.config.files import FileRef, command_line_file, expand_vars, require_all, resolve_path
+from sgbench.config.kinds import refuse_training_config
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
@@ -99,12 +100,13 @@ class LoadedSuite:
     files: SuiteFiles = field(default_factory=SuiteFiles)  # the user files, resolved
     refs: tuple[FileRef, ...] = ()  # the same files with their suite keys (for messages)
     storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
+    overrides: tuple[str, ...] = ()  # `sgbench run --set KEY=VALUE`, as given (already in `suite`)
 
     def derive(self, changes: Mapping[str, Any]) -> "LoadedSuite":
         """This suite with `changes` (suite key path -> plain value, as the YAML gives it) applied,
         checked again as `load_suite` checks a suite, its files resolved again (the one way to
         change a loaded suite: its configuration is frozen)."""
-        return _checked(_changed(self.suite, changes), self.source, self.text)
+        return _resolved(_typed(_changed(self.suite, changes)), self.source, self.text, self.overrides)
 
     def snapshot(self) -> dict:
         """The suite as loaded (defaults filled in, credentials masked), for results/<run>/suite.yaml."""
@@ -206,59 +208,78 @@ def check_extractor(name: str) -> None:
         raise UserError(f"{ROOT}.metrics.extractor: unknown extractor {name!r}; known: {', '.join(known)}")
 
 
-def load_suite(path, check_files: bool = True) -> LoadedSuite:
-    """YAML -> Suite, checked once; with check_files, every missing file is one error."""
-    source = Path(path).expanduser()
-    text = read_text_file(source, "suite file")
-    loaded = _checked(parse_yaml(text, str(source)), source, text)
-    if check_files:
-        require_all(loaded.refs)
-    return loaded
-
-
-def _checked(data: dict, source: Path, text: str) -> LoadedSuite:
-    """Plain suite data -> the checked suite with its files resolved (not yet required to exist)."""
+def _typed(data: dict) -> Suite:
     suite = from_dict(Suite, data, ROOT)
     if suite.benchmark is None:
         check_extractor(suite.metrics.extractor)
+    return suite
+
+
+def _typed_with(data: dict, overrides) -> Suite:
+    """The typed check of the file's data with the overrides applied; an error they cause names them."""
+    if not overrides:
+        return _typed(data)
+    changed = ov.apply(data, overrides)  # its own errors name their override
+    try:
+        return _typed(changed)
+    except UserError as e:
+        named = ov.culprits(str(e), overrides)
+        if not named:  # a check across keys (e.g. lpips.n_samples <= n_samples): the file's own error?
+            try:
+                _typed(data)
+            except UserError as own:
+                if str(own) == str(e):
+                    raise e from None
+            named = list(overrides)
+        raise ov.blame(e, named) from None
+
+
+def load_suite(path, check_files: bool = True, overrides=()) -> LoadedSuite:
+    """YAML -> Suite, checked once; with check_files, every missing file is one error.
+    overrides: `KEY=VALUE` texts (`sgbench run --set`, sgbench.config.overrides), applied to the
+    file's data before the check."""
+    parsed = ov.parse_all(overrides)
+    source = command_line_file(path)  # a path, or a shipped suite: sgbench:suites/quickstart.yaml
+    text = read_text_file(source, "suite file")
+    data = parse_yaml(text, str(source))
+    refuse_training_config(data, str(path))
+    suite = _typed_with(data, parsed)
+    try:
+        loaded = _resolved(suite, source, text, tuple(o.text for o in parsed))
+        if check_files:
+            require_all(loaded.refs)
+    except UserError as e:  # a file or variable an override names
+        named = ov.culprits(str(e), parsed)
+        if named:
+            raise ov.blame(e, named) from None
+        raise
+    return loaded
+
+
+def _resolved(suite: Suite, source: Path, text: str, overrides: tuple[str, ...]) -> LoadedSuite:
+    """The checked suite with its files resolved (not yet required to exist)."""
     refs = file_refs(suite, source.resolve().parent)
     storage = None
     if suite.search is not None and suite.search.storage:
         storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
         register_url(storage)
     return LoadedSuite(suite=suite, source=source, text=text, files=SuiteFiles.of(refs), refs=tuple(refs),
-                       storage=storage)
+                       storage=storage, overrides=overrides)
 
 
 def derive_suite(suite: Suite, changes: Mapping[str, Any]) -> Suite:
     """`suite` with `changes` (suite key path -> plain value) applied and checked again (a loaded
     suite: `LoadedSuite.derive`, which also resolves its files)."""
-    return from_dict(Suite, _changed(suite, changes), ROOT)
+    return _typed(_changed(suite, changes))
 
 
 def _changed(suite: Suite, changes: Mapping[str, Any]) -> dict:
-    data = to_dict(suite)
+    """The suite's plain data with `changes` (suite key path -> value) applied as `--set` applies
+    its overrides."""
+    edits = []
     for key, value in changes.items():
-        set_key(data, key, value)
-    return data
-
-
-_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
-
-
-def set_key(data: dict, key: str, value: Any) -> None:
-    """Set the value at a suite key path (`suite.model.sweep[2].checkpoint`) in plain suite data."""
-    names = key.split(".")
-    if names[0] != ROOT:
-        raise ValueError(f"not a suite key: {key!r}")  # programming error, not user input
-    steps: list = []
-    for name in names[1:]:
-        m = _PART.fullmatch(name)
-        if m is None:
-            raise ValueError(f"not a suite key: {key!r}")
-        steps.append(m[1])
-        steps.extend(int(i) for i in re.findall(r"\d+", m[2]))
-    node = data
-    for step in steps[:-1]:
-        node = node[step]
-    node[steps[-1]] = value
+        steps = ov.key_steps(key.removeprefix(f"{ROOT}."))
+        if not key.startswith(f"{ROOT}.") or steps is None:
+            raise ValueError(f"not a suite key: {key!r}")  # programming error, not user input
+        edits.append(ov.Override(text=key, steps=steps, value=value))
+    return ov.apply(to_dict(suite), edits)

@@ -427,7 +427,7 @@ class Suite:
         if search is not None and search.objective is None:
             search = replace(search, objective=metrics.metric_keys[0])
         if search is not None and search.sampler == "multi-objective" and search.objectives is None:
-            search = replace(search, objectives=(search.objective, "gflops"))
+            search = replace(search, objectives=(search.objective, registry.GFLOPS.key))
         return replace(self, metrics=metrics, search=search)
 
     def check(self, path: str) -> None:
