@@ -50,10 +50,33 @@ def test_valid_suite_loads_with_defaults_and_resolved_paths(tmp_path):
     assert s.search.sampler == "grid" and s.search.objective == "fd_classifier"
     assert s.directions == ["minimize"]
     assert s.metrics.metric_keys == ("fd_classifier", "precision_classifier", "recall_classifier", "class_acc")
-    assert loaded.paths["suite.model.checkpoint"] == tmp_path / "model.safetensors"
+    assert loaded.files.checkpoint == tmp_path / "model.safetensors"
     assert [m.schedule for m in s.methods] == ["", ""]
     snap = loaded.snapshot()
     assert snap["search"]["space"]["omega"] == [1.3, 1.5] and snap["report"]["enabled"] is True
+
+
+def test_a_loaded_suite_is_frozen_and_changes_are_derived_and_checked_again(tmp_path):
+    import dataclasses
+
+    loaded = load_suite(write(tmp_path, base_suite()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.suite.sampler.steps = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.suite.metrics.n_samples = 3
+    assert isinstance(loaded.suite.seeds, tuple) and isinstance(loaded.suite.methods, tuple)
+    (tmp_path / "other.safetensors").write_bytes(b"x")
+    derived = loaded.derive({"suite.sampler.steps": 3, "suite.model.checkpoint": "other.safetensors"})
+    assert derived.suite.sampler.steps == 3 and loaded.suite.sampler.steps == 2  # a new suite; the old one kept
+    assert derived.files.checkpoint == tmp_path / "other.safetensors"  # its files resolved again
+    assert [r.key for r in derived.refs] == [r.key for r in loaded.refs]
+    # the check a loaded suite passes, run again: a change it refuses is the same one-line error
+    with pytest.raises(UserError, match=r"^suite\.sampler\.steps: must be >= 1, got 0$"):
+        loaded.derive({"suite.sampler.steps": 0})
+    with pytest.raises(UserError, match=r"^suite\.search\.pruning\.fidelities\[0\]: must be < metrics\.n_samples"):
+        loaded.derive({"suite.search.pruning": {"fidelities": [16]}})
+    # what the check filled in (objective, n_samples) round-trips: deriving nothing changes nothing
+    assert loaded.derive({}).suite == loaded.suite and loaded.derive({}).snapshot() == loaded.snapshot()
 
 
 def mutate(tmp_path, fn):

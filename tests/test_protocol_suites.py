@@ -61,9 +61,9 @@ def test_each_gpu_suite_resolves_the_parametrization_its_checkpoint_records(name
 
     monkeypatch.setenv("SGBENCH_DATA", str(tmp_path))
     loaded = load_suite(SUITES / f"{name}.yaml", check_files=False)
-    keys = [k for k in ("checkpoint", "weak_checkpoint") if f"suite.model.{k}" in loaded.paths]
-    for key in keys:
-        want = stand_in(name, loaded.paths[f"suite.model.{key}"])
+    for path in (loaded.files.checkpoint, loaded.files.weak_checkpoint):
+        if path is not None:
+            want = stand_in(name, path)
     Stages(loaded, "cpu", log=lambda m: None).validate()  # what `sgbench run` checks before its run directory
     from sgbench.models.loading import check_model_spec
 
@@ -115,7 +115,7 @@ def test_training_configs_of_the_masking_model_parse():
     assert cfg.objective["mask_ratio"] == 0.5 and cfg.objective["mae_lambda"] > 0
     assert (cfg.train.lr, cfg.train.batch_size, tuple(cfg.train.betas)) == (1e-4, 256, (0.9, 0.999))  # Table A2
     masking = load_suite(SUITES / "masking_grid.yaml", check_files=False)
-    assert Path(masking.paths["suite.model.checkpoint"]).name == Path(cfg.output.export).name
+    assert masking.files.checkpoint.name == Path(cfg.output.export).name
     tiny, _ = load_train_config(SUITES / "train_masking_tiny.yaml")
     assert tiny.model["arch"] == "MaskSiT-tiny" and tiny.objective == {**tiny.objective, "mask_ratio": 0.5}
 
@@ -203,6 +203,6 @@ def test_the_shipped_search_suite_is_the_grid_suite_searched_by_the_benchmarks_c
     for key in ("model", "sampler", "metrics", "seeds", "methods"):
         assert getattr(search, key) == getattr(grid, key), key
     assert search.search.space == grid.search.space and search.search.method == grid.search.method
-    assert search.search.sampler == "multi-objective" and search.search.objectives == ["fid", "gflops"]
+    assert search.search.sampler == "multi-objective" and search.search.objectives == ("fid", "gflops")
     assert search.search.pruning is None and search.search.budget * 4 <= len(grid_points(grid.search.space)) == 180
 

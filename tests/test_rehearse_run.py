@@ -330,7 +330,7 @@ def test_plan_of_the_shipped_suites(name):
     if s.benchmark is not None:
         assert s.metrics.n_samples == s.sampler.images_per_prompt + 1 and s.benchmark.hps_batch_size <= 2
     elif s.search is not None and s.search.pruning is not None:
-        assert s.search.pruning.fidelities == [4] and s.metrics.n_samples == 6
+        assert s.search.pruning.fidelities == (4,) and s.metrics.n_samples == 6
         assert (s.search.pruning.startup_trials or 0) <= 1
     else:
         assert s.metrics.n_samples == 4
@@ -340,7 +340,7 @@ def test_plan_of_the_shipped_suites(name):
     for section in ("sweep", "weak_sweep"):  # a sweep: its first and last checkpoint
         entries = getattr(suite.model, section)
         kept = getattr(s.model, section)
-        assert kept == (entries if len(entries) <= 2 else [entries[0], entries[-1]])
+        assert kept == (entries if len(entries) <= 2 else (entries[0], entries[-1]))
         if len(entries) > 2:
             assert f"model.{section}: 2 checkpoints, the first and the last (suite: {len(entries)})" in notes[1]
     if suite.metrics.lpips is not None:
@@ -374,7 +374,7 @@ def test_a_large_reference_of_yours_keeps_its_statistics_and_first_images(tmp_pa
     r = Rehearsal(load_suite(_suite(tmp_path), check_files=False), tmp_path / "results", None, False, lines.append)
     assert "suite.metrics.reference.path" in r.ctx.standin and not (tmp_path / "results").exists()  # planned only
     r.build(env={"argv": ["test"]})
-    ref = r.loaded.paths["suite.metrics.reference.path"]
+    ref = r.loaded.files.reference
     with np.load(ref) as f:
         np.testing.assert_array_equal(f["arr_0"], images[:16])
         np.testing.assert_array_equal(f["sigma"], np.eye(3))
@@ -526,13 +526,13 @@ def test_a_sweep_standin_takes_your_files_architecture(tmp_path):
     r = Rehearsal(load_suite(tmp_path / "mix.yaml", check_files=False), tmp_path / "results", None, False,
                   lines.append)
     r.build(env={"argv": ["test"]})
-    assert r.loaded.paths["suite.model.sweep[0].checkpoint"] == mine
-    standin = r.loaded.paths["suite.model.sweep[1].checkpoint"]
+    assert r.loaded.files.sweep[0] == mine
+    standin = r.loaded.files.sweep[1]
     meta = read_sgbench_metadata(standin)
     assert (meta["config"], meta["parametrization"], meta["dataset"], meta["train_steps"]) == (cfg, "rf", "mine", 1200)
     mine_shapes = {k: v.shape for k, v in read_checkpoint(mine).state_dict.items()}
     assert {k: v.shape for k, v in read_checkpoint(standin).state_dict.items()} == mine_shapes
-    weak = read_checkpoint(r.loaded.paths["suite.model.weak_sweep[0].checkpoint"], trust=False)
+    weak = read_checkpoint(r.loaded.files.weak_sweep[0], trust=False)
     assert weak.fmt == "sgbench-train" and weak.meta["config"] == cfg  # a .pt of a suite without arch
     assert {k: v.shape for k, v in weak.state_dict.items()} == mine_shapes
     assert any("your files: suite.model.sweep[0].checkpoint" in ln for ln in lines)

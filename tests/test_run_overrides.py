@@ -34,7 +34,7 @@ def test_values_are_yaml_typed_and_checked_like_the_file():
         "search.pruning=null", "description=a changed copy"])
     s = loaded.suite
     assert s.sampler.steps == 20 and isinstance(s.sampler.steps, int)
-    assert s.search.space.omega == [1.5, 2.0]
+    assert s.search.space.omega == (1.5, 2.0)
     assert s.methods[1].omega == 3.0 and isinstance(s.methods[1].omega, float)  # an int for a float, as in the file
     assert s.metrics.reference.n == 64 and s.search.pruning is None
     assert s.description == "a changed copy"
@@ -59,7 +59,7 @@ def test_a_key_or_section_the_file_leaves_out_is_added(tmp_path):
 def test_later_overrides_refine_earlier_ones_but_one_key_twice_is_refused():
     s = load_suite(QUICKSTART, overrides=["search.space={gamma_strong: [0.0], gamma_weak: [0.5], omega: [2.0]}",
                                           "search.space.omega=[4.0]"]).suite
-    assert s.search.space.omega == [4.0] and s.search.space.gamma_weak == [0.5]
+    assert s.search.space.omega == (4.0,) and s.search.space.gamma_weak == (0.5,)
     with pytest.raises(UserError, match=r"^--set sampler.steps is given twice \(sampler.steps=1 and sampler.steps=2\)"):
         load_suite(QUICKSTART, overrides=["sampler.steps=1", "sampler.steps=2"])
 

@@ -271,13 +271,12 @@ def test_shipped_sweep_suites_resolve_their_checkpoints_steps(name, swept, tmp_p
     monkeypatch.setenv("SGBENCH_DATA", str(tmp_path))
     loaded = load_suite(Path(__file__).resolve().parents[1] / "suites" / f"{name}.yaml", check_files=False)
     entries = getattr(loaded.suite.model, swept)
-    for i, _ in enumerate(entries):
-        path = loaded.paths[f"suite.model.{swept}[{i}].checkpoint"]
+    for path in getattr(loaded.files, swept):
         if not path.exists():  # a stand-in that records its step as the suite's file name says
             path.parent.mkdir(parents=True, exist_ok=True)
             save(path, step=int(path.stem.rsplit("-", 1)[1]))
-    if "suite.model.checkpoint" in loaded.paths:
-        save(loaded.paths["suite.model.checkpoint"], step=2_000_000)
+    if loaded.files.checkpoint is not None:
+        save(loaded.files.checkpoint, step=2_000_000)
     cells = resolve_cells(loaded)
     steps = [(c.weak if swept == "weak_sweep" else c.main).step for c in cells]
     assert len(steps) == len(entries) >= 2 and steps == sorted(steps)

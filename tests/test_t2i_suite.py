@@ -132,7 +132,8 @@ def test_stream_is_independent_of_fidelity_and_batch(tmp_path):
     stages.load()
     setting = GuidanceConfig("cfg+sg", 2.0, 0.2, 0.7)
     whole = list(stages.stream(setting, 3, 0, 12))
-    loaded.suite.sampler.batch_size = 4
+    stages = T2IStages(loaded.derive({"suite.sampler.batch_size": 4}), "cpu", log=lambda m: None)
+    stages.load()
     parts = list(stages.stream(setting, 3, 0, 5)) + list(stages.stream(setting, 3, 5, 12))
     cat = lambda bs, i: np.concatenate([b[i] for b in bs])  # noqa: E731
     np.testing.assert_array_equal(cat(whole, 0), np.arange(12))
@@ -191,6 +192,14 @@ def test_hpsv3_suite_scores_through_the_worker(tmp_path, monkeypatch):
         (lambda s: s["methods"].append({"name": "ag", "method": "ag", "omega": 2.0}), "not supported for text-to-image"),
         (lambda s: s["methods"].append({"name": "s", "method": "sg", "omega": 2, "gamma_strong": 0.7,
                                         "gamma_weak": 0.2}), "sg needs gamma_strong < gamma_weak (the weak branch is the sparser one), got 0.7 >= 0.2"),
+        (lambda s: s["benchmark"]["options"].update(nms=0.5),
+         "suite.benchmark.options.nms: unknown key (known: threshold, counting_threshold, max_objects, max_overlap"),
+        (lambda s: s["benchmark"]["options"].update(threshold=1.5), "suite.benchmark.options.threshold: must be in [0, 1]"),
+        (lambda s: s["benchmark"]["options"].update(crop="no"), "suite.benchmark.options.crop: expected true or false"),
+        (lambda s: s["benchmark"].update(kind="hpsv3", prompts="p", hps_python="py", hps_base_model="b",
+                                         hps_checkpoint="c"),
+         "suite.benchmark.options: GenEval's options; kind hpsv3 is scored by the HPSv3 reward model, which takes none "
+         "(remove max_overlap)"),
     ],
 )
 def test_bad_t2i_suites_exit_2_with_one_line(tmp_path, capsys, change, expected):
@@ -201,6 +210,16 @@ def test_bad_t2i_suites_exit_2_with_one_line(tmp_path, capsys, change, expected)
     assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
 
 
+def test_benchmark_options_are_parsed_once_and_snapshot_as_given(tmp_path):
+    from sgbench.metrics.benchmarks import GenEvalOptions
+
+    loaded = load_suite(_write(tmp_path, _suite(tmp_path, metrics={})))
+    assert loaded.suite.benchmark.options == GenEvalOptions(max_overlap=0.5)
+    # the snapshot lists what differs from GenEval's defaults, as runs made before the options were typed
+    assert loaded.snapshot()["benchmark"]["options"] == {"max_overlap": 0.5}
+    assert loaded.derive({}).suite == loaded.suite
+
+
 def test_the_shipped_t2i_quickstart_suite_is_valid():
     from pathlib import Path
 
@@ -209,7 +228,7 @@ def test_the_shipped_t2i_quickstart_suite_is_valid():
     loaded = load_suite(Path(__file__).resolve().parents[1] / "suites" / "t2i_quickstart.yaml")
     s = loaded.suite
     assert s.benchmark.kind == "shapes_geneval" and s.metrics.extractor == "geneval"
-    meta = read_sgbench_metadata(loaded.paths["suite.model.checkpoint"])
+    meta = read_sgbench_metadata(loaded.files.checkpoint)
     assert meta["family"] == "t2i" and meta["image_size"] == s.sampler.resolution == 32
 
 

@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from sgbench.errors import UserError
 
@@ -66,6 +67,8 @@ class FileRef:
     path: Path
     kind: str  # 'file' | 'dir' | 'any'
     how: str  # how to supply it
+    slot: str = ""  # its field of sgbench.config.loader.SuiteFiles (sweep entries: the tuple's field)
+    index: Optional[int] = None  # a sweep entry's position
 
     def exists(self) -> bool:
         if self.kind == "file":

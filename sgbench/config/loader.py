@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping, Optional
 
 from sgbench.config import overrides as ov
 from sgbench.config.files import FileRef, command_line_file, expand_vars, require_all, resolve_path
@@ -54,17 +55,58 @@ HOW = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
+class SuiteFiles:
+    """The user files a suite names, resolved (`sgbench.config.files.resolve_path`): one field per
+    file, None (a sweep: ()) where the suite names none. `file_refs` lists the same files with the
+    suite key each one is given at (for messages and the rehearsal's stand-in listing)."""
+
+    checkpoint: Optional[Path] = None  # model.checkpoint
+    sweep: tuple[Path, ...] = ()  # model.sweep[i].checkpoint, in the suite's order
+    weak_checkpoint: Optional[Path] = None  # only where a method or the search runs the weak network
+    weak_sweep: tuple[Path, ...] = ()
+    text_encoder: Optional[Path] = None  # model.text_encoder.path
+    vae: Optional[Path] = None
+    metrics_weights: Optional[Path] = None  # metrics.weights (the feature extractor's)
+    lpips_weights: Optional[Path] = None
+    reference: Optional[Path] = None  # metrics.reference.path
+    metadata: Optional[Path] = None  # benchmark.<name> from here on
+    detector_config: Optional[Path] = None
+    detector_checkpoint: Optional[Path] = None
+    clip_weights: Optional[Path] = None
+    prompts: Optional[Path] = None
+    hps_python: Optional[Path] = None
+    hps_base_model: Optional[Path] = None
+    hps_checkpoint: Optional[Path] = None
+    hps_config: Optional[Path] = None
+
+    @classmethod
+    def of(cls, refs) -> "SuiteFiles":
+        single: dict = {}
+        swept: dict = {"sweep": [], "weak_sweep": []}
+        for r in refs:
+            if r.index is None:
+                single[r.slot] = r.path
+            else:
+                swept[r.slot].append(r.path)
+        return cls(**single, **{k: tuple(v) for k, v in swept.items()})
+
+
+@dataclass(frozen=True)
 class LoadedSuite:
     suite: Suite
     source: Path  # the YAML file
     text: str  # its text, as read
-    paths: dict[str, Path] = field(default_factory=dict)  # key path -> resolved file
+    files: SuiteFiles = field(default_factory=SuiteFiles)  # the user files, resolved
+    refs: tuple[FileRef, ...] = ()  # the same files with their suite keys (for messages)
     storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
     overrides: tuple[str, ...] = ()  # `sgbench run --set KEY=VALUE`, as given (already in `suite`)
 
-    def path(self, key: str) -> Path | None:
-        return self.paths.get(key)
+    def derive(self, changes: Mapping[str, Any]) -> "LoadedSuite":
+        """This suite with `changes` (suite key path -> plain value, as the YAML gives it) applied,
+        checked again as `load_suite` checks a suite, its files resolved again (the one way to
+        change a loaded suite: its configuration is frozen)."""
+        return _resolved(_typed(_changed(self.suite, changes)), self.source, self.text, self.overrides)
 
     def snapshot(self) -> dict:
         """The suite as loaded (defaults filled in, credentials masked), for results/<run>/suite.yaml."""
@@ -114,22 +156,22 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
     m = suite.model
     if m.checkpoint is not None:
         ck = resolve_path(m.checkpoint, base_dir)
-        refs.append(FileRef(f"{ROOT}.model.checkpoint", ck, "file", _how(ck, HOW["checkpoint"])))
-    for i, entry in enumerate(m.sweep):  # sgbench.run.sweep reads them by these keys
+        refs.append(FileRef(f"{ROOT}.model.checkpoint", ck, "file", _how(ck, HOW["checkpoint"]), "checkpoint"))
+    for i, entry in enumerate(m.sweep):
         ck = resolve_path(entry.checkpoint, base_dir)
-        refs.append(FileRef(f"{ROOT}.model.sweep[{i}].checkpoint", ck, "file", _how(ck, HOW["sweep"])))
+        refs.append(FileRef(f"{ROOT}.model.sweep[{i}].checkpoint", ck, "file", _how(ck, HOW["sweep"]), "sweep", i))
     if suite.uses_weak_network:
         if m.weak_checkpoint:
             refs.append(FileRef(f"{ROOT}.model.weak_checkpoint", resolve_path(m.weak_checkpoint, base_dir), "file",
-                                HOW["weak_checkpoint"]))
+                                HOW["weak_checkpoint"], "weak_checkpoint"))
         for i, entry in enumerate(m.weak_sweep):
             refs.append(FileRef(f"{ROOT}.model.weak_sweep[{i}].checkpoint", resolve_path(entry.checkpoint, base_dir),
-                                "file", HOW["weak_checkpoint"]))
+                                "file", HOW["weak_checkpoint"], "weak_sweep", i))
     if m.text_encoder.get("path"):
         refs.append(FileRef(f"{ROOT}.model.text_encoder.path", resolve_path(str(m.text_encoder["path"]), base_dir),
-                            "dir", HOW["text_encoder"]))
+                            "dir", HOW["text_encoder"], "text_encoder"))
     if m.vae:
-        refs.append(FileRef(f"{ROOT}.model.vae", resolve_path(m.vae, base_dir), "dir", HOW["vae"]))
+        refs.append(FileRef(f"{ROOT}.model.vae", resolve_path(m.vae, base_dir), "dir", HOW["vae"], "vae"))
     b = suite.benchmark
     if b is not None:
         keys = {"geneval": ("metadata", "detector_config", "detector_checkpoint", "clip_weights"),
@@ -139,17 +181,19 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
         for key in keys:
             if getattr(b, key):
                 refs.append(FileRef(f"{ROOT}.benchmark.{key}", resolve_path(getattr(b, key), base_dir),
-                                    kinds.get(key, "file"), HOW[key]))
+                                    kinds.get(key, "file"), HOW[key], key))
     mt = suite.metrics
     if mt.weights:
         w = resolve_path(mt.weights, base_dir)
-        refs.append(FileRef(f"{ROOT}.metrics.weights", w, "file", _how(w, HOW.get(mt.extractor, HOW["weights"]))))
+        refs.append(FileRef(f"{ROOT}.metrics.weights", w, "file", _how(w, HOW.get(mt.extractor, HOW["weights"])),
+                            "metrics_weights"))
     if mt.lpips is not None:
         w = resolve_path(mt.lpips.weights, base_dir)
-        refs.append(FileRef(f"{ROOT}.metrics.lpips.weights", w, "file", HOW[f"lpips_{mt.lpips.net}"]))
+        refs.append(FileRef(f"{ROOT}.metrics.lpips.weights", w, "file", HOW[f"lpips_{mt.lpips.net}"],
+                            "lpips_weights"))
     if mt.reference is not None and mt.reference.path:
         refs.append(FileRef(f"{ROOT}.metrics.reference.path", resolve_path(mt.reference.path, base_dir), "any",
-                            HOW["reference"]))
+                            HOW["reference"], "reference"))
     return refs
 
 
@@ -200,19 +244,42 @@ def load_suite(path, check_files: bool = True, overrides=()) -> LoadedSuite:
     data = parse_yaml(text, str(source))
     refuse_training_config(data, str(path))
     suite = _typed_with(data, parsed)
-    base_dir = source.resolve().parent
-    refs = file_refs(suite, base_dir)
-    storage = None
     try:
-        if suite.search is not None and suite.search.storage:
-            storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
-            register_url(storage)
+        loaded = _resolved(suite, source, text, tuple(o.text for o in parsed))
         if check_files:
-            require_all(refs)
+            require_all(loaded.refs)
     except UserError as e:  # a file or variable an override names
         named = ov.culprits(str(e), parsed)
         if named:
             raise ov.blame(e, named) from None
         raise
-    return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs},
-                       storage=storage, overrides=tuple(o.text for o in parsed))
+    return loaded
+
+
+def _resolved(suite: Suite, source: Path, text: str, overrides: tuple[str, ...]) -> LoadedSuite:
+    """The checked suite with its files resolved (not yet required to exist)."""
+    refs = file_refs(suite, source.resolve().parent)
+    storage = None
+    if suite.search is not None and suite.search.storage:
+        storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
+        register_url(storage)
+    return LoadedSuite(suite=suite, source=source, text=text, files=SuiteFiles.of(refs), refs=tuple(refs),
+                       storage=storage, overrides=overrides)
+
+
+def derive_suite(suite: Suite, changes: Mapping[str, Any]) -> Suite:
+    """`suite` with `changes` (suite key path -> plain value) applied and checked again (a loaded
+    suite: `LoadedSuite.derive`, which also resolves its files)."""
+    return _typed(_changed(suite, changes))
+
+
+def _changed(suite: Suite, changes: Mapping[str, Any]) -> dict:
+    """The suite's plain data with `changes` (suite key path -> value) applied as `--set` applies
+    its overrides."""
+    edits = []
+    for key, value in changes.items():
+        steps = ov.key_steps(key.removeprefix(f"{ROOT}."))
+        if not key.startswith(f"{ROOT}.") or steps is None:
+            raise ValueError(f"not a suite key: {key!r}")  # programming error, not user input
+        edits.append(ov.Override(text=key, steps=steps, value=value))
+    return ov.apply(to_dict(suite), edits)

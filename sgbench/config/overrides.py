@@ -15,7 +15,7 @@ import copy
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from sgbench.config.typed import MAX_TEXT_BYTES, load_yaml
 from sgbench.errors import UserError
@@ -61,16 +61,24 @@ def parse(text: str) -> Override:
     key = raw_key.strip()
     if not key:
         raise UserError(f"--set {_shown(text)}: empty key before '=' ({EXAMPLE})")
+    steps = key_steps(key)
+    if steps is None:
+        raise UserError(f"--set {_shown(text)}: {key!r} is not a key path: dotted names with optional "
+                        f"list indices [0], [1], ... ({EXAMPLE})")
+    value = load_yaml(raw_value, f"--set {_shown(text)}")  # the suite file's loader: no tags, aliases
+    return Override(text=text, steps=steps, value=value)
+
+
+def key_steps(key: str) -> Optional[tuple[Step, ...]]:
+    """`methods[1].omega` -> ('methods', 1, 'omega'); None where `key` is not a key path."""
     steps: list[Step] = []
     for part in key.split("."):
         m = _PART.fullmatch(part)
         if m is None or m.group(1) != m.group(1).strip():
-            raise UserError(f"--set {_shown(text)}: {key!r} is not a key path: dotted names with optional "
-                            f"list indices [0], [1], ... ({EXAMPLE})")
+            return None
         steps.append(m.group(1))
         steps.extend(int(i) for i in _INDEX.findall(m.group(2)))
-    value = load_yaml(raw_value, f"--set {_shown(text)}")  # the suite file's loader: no tags, aliases
-    return Override(text=text, steps=tuple(steps), value=value)
+    return tuple(steps)
 
 
 def parse_all(texts: Sequence[str]) -> tuple[Override, ...]:

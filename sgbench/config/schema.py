@@ -1,14 +1,18 @@
 """The suite file's typed form: one dataclass per section, each checks its own values.
 
 Structure and types are checked by `sgbench.config.typed.from_dict`; the `check(path)` methods
-add the rules between values (gamma_strong < gamma_weak, ranges, metric names). Paths to user
-files are plain strings here; `sgbench.config.files` resolves them and lists the missing ones.
+add the rules between values (gamma_strong < gamma_weak, ranges, metric names), after
+`Suite.completed` has filled in what one section decides for another (the extractor of a T2I
+suite, the default objective). Every section is frozen (lists are tuples; the free-form mappings
+model.options, model.text_encoder and report.options are read, never written): a changed suite is
+derived and checked again (`sgbench.config.loader.LoadedSuite.derive`). Paths to user files are
+plain strings here; `sgbench.config.loader` resolves them into `SuiteFiles`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Optional, Union
 
 from sgbench.config import limits
@@ -18,7 +22,7 @@ from sgbench.errors import FieldError
 from sgbench.guidance.vocabulary import (DEFAULT_SEARCH, SEARCHABLE, GuidanceConfig, check_omega, method_spec, parse_gamma,
                                          parse_interval)
 from sgbench.metrics import registry
-from sgbench.metrics.benchmarks import BENCHMARKS
+from sgbench.metrics.benchmarks import BENCHMARKS, GenEvalOptions
 from sgbench.secrets import register_url
 
 
@@ -35,7 +39,7 @@ def _checked(path: str, check, *args):
 MAX_SWEEP = 256  # checkpoints in one sweep (a training run keeps tens, not thousands)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepEntry:
     """One checkpoint of a training run in a sweep: its file and, when the file does not record
     it, its training iteration. A bare path string stands for `{checkpoint: PATH}`."""
@@ -52,7 +56,7 @@ class SweepEntry:
             limits.check_count(self.step, f"{path}.step", 0, limits.MAX_TRAIN_STEPS)
 
 
-def _check_sweep(entries: list[SweepEntry], path: str) -> None:
+def _check_sweep(entries: tuple[SweepEntry, ...], path: str) -> None:
     limits.check_count(len(entries), f"{path} (count)", 1, MAX_SWEEP)
     seen: dict = {}
     for i, e in enumerate(entries):
@@ -64,18 +68,18 @@ def _check_sweep(entries: list[SweepEntry], path: str) -> None:
             seen[what, value] = i
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     # the main (strong) network: one `checkpoint`, or a `sweep` of checkpoints of one training
     # run (each (checkpoint, setting) is a trial; paper Fig. 5)
     checkpoint: Optional[str] = None
-    sweep: list[SweepEntry] = field(default_factory=list)
+    sweep: tuple[SweepEntry, ...] = ()
     arch: Optional[str] = None  # preset ('SiT-XL/2') for checkpoints without sgbench metadata
     family: Optional[str] = None  # checkpoint layout when it cannot be inferred (dit, sit, tread, maskdit)
-    routes: list[str] = field(default_factory=list)  # TREAD routes 'START-END'
+    routes: tuple[str, ...] = ()  # TREAD routes 'START-END'
     parametrization: Optional[str] = None  # velocity | rf | edm, when not in the checkpoint
     weak_checkpoint: Optional[str] = None  # autoguidance's earlier checkpoint
-    weak_sweep: list[SweepEntry] = field(default_factory=list)  # several auxiliary checkpoints (paper Fig. 7 right)
+    weak_sweep: tuple[SweepEntry, ...] = ()  # several auxiliary checkpoints (paper Fig. 7 right)
     vae: Optional[str] = None  # local diffusers AutoencoderKL directory, for latent models
     use_ema: bool = True
     trust_checkpoint: bool = False  # allow pickled Python objects besides tensors, containers, argparse Namespaces
@@ -110,7 +114,7 @@ class ModelConfig:
         return bool(self.sweep or self.weak_sweep)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplerConfig:
     solver: Literal["euler", "heun"] = "euler"
     steps: int = 40
@@ -130,7 +134,7 @@ class SamplerConfig:
             limits.check_count(self.resolution, f"{path}.resolution", 1, limits.MAX_IMAGE_SIDE)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RangeConfig:
     low: float
     high: float
@@ -142,14 +146,14 @@ class RangeConfig:
         return [round(self.low + i * self.step, 10) for i in range(n)]
 
 
-SpaceValue = Union[list[float], RangeConfig]
+SpaceValue = Union[tuple[float, ...], RangeConfig]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpaceConfig:
-    gamma_strong: SpaceValue = field(default_factory=lambda: [0.0])
-    gamma_weak: SpaceValue = field(default_factory=lambda: [0.5])
-    omega: SpaceValue = field(default_factory=lambda: [1.5])
+    gamma_strong: SpaceValue = (0.0,)
+    gamma_weak: SpaceValue = (0.5,)
+    omega: SpaceValue = (1.5,)
 
     def check(self, path: str) -> None:
         for name in ("gamma_strong", "gamma_weak", "omega"):
@@ -177,13 +181,13 @@ class SpaceConfig:
         return (v.low, v.high) if isinstance(v, RangeConfig) else (min(v), max(v))
 
 
-@dataclass
+@dataclass(frozen=True)
 class PruningConfig:
     """Pruning by sample count. On a grid every pruner is rung-synchronous (each point is measured
     at a fidelity before the best fraction goes on: the same decisions however the run is split
     or interrupted); tpe/random use Optuna's pruner of that name, which decides as results arrive."""
 
-    fidelities: list[int]  # sample counts below metrics.n_samples, increasing: FD@1k before FD@5k
+    fidelities: tuple[int, ...]  # sample counts below metrics.n_samples, increasing: FD@1k before FD@5k
     pruner: Literal["median", "percentile", "halving", "none"] = "median"
     startup_trials: Optional[int] = None  # tpe/random: finished trials before anything is pruned (default 4)
     percentile: float = 50.0  # for pruner: percentile (keeps the best `percentile` %)
@@ -211,19 +215,19 @@ class PruningConfig:
                 "none": 1.0}[self.pruner]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchConfig:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     method: str = DEFAULT_SEARCH  # a method with two rates: sgbench.guidance.vocabulary.SEARCHABLE
     sampler: Literal["grid", "tpe", "random", "multi-objective"] = "grid"
     objective: Optional[str] = None  # metric to optimise; default: the extractor's FD/FID
-    objectives: Optional[list[str]] = None  # multi-objective; default [objective, gflops]
+    objectives: Optional[tuple[str, ...]] = None  # multi-objective; default [objective, gflops]
     budget: Optional[int] = None  # number of trials; grid: the whole grid
     pruning: Optional[PruningConfig] = None
     storage: Optional[str] = None  # Optuna RDB URL; default sqlite:///<run_dir>/study.db
     study_name: Optional[str] = None  # default: the run name
     seed: int = 0  # sampler seed (TPE, random, NSGA-II)
-    interval: Optional[list[float]] = None  # guide only for t in [t_lo, t_hi]
+    interval: Optional[tuple[float, ...]] = None  # guide only for t in [t_lo, t_hi]
     schedule: str = ""  # report label of the searched settings
 
     def check(self, path: str) -> None:
@@ -259,7 +263,7 @@ class SearchConfig:
             fail(f"{path}.objectives", "multi-objective needs at least two metrics")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReferenceConfig:
     """Real images (or their statistics) the samples are compared with."""
 
@@ -277,7 +281,7 @@ class ReferenceConfig:
         limits.check_count(self.n, f"{path}.n", 2, limits.MAX_SAMPLES)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LpipsConfig:
     """LPIPS between each guided sample and the conditional prediction from the same noise and
     label (the unguided sample, method none at gamma 0; paper Fig. 7 left): column `lpips_cond`."""
@@ -293,7 +297,7 @@ class LpipsConfig:
             limits.check_count(self.n_samples, f"{path}.n_samples", 2, limits.MAX_SAMPLES)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MetricsConfig:
     reference: Optional[ReferenceConfig] = None  # required for class-conditional suites
     # samples per trial and seed (the last fidelity); default 5000, T2I: every prompt x images_per_prompt
@@ -301,7 +305,7 @@ class MetricsConfig:
     extractor: str = "inception"
     weights: Optional[str] = None  # feature extractor weights file
     batch_size: int = 250  # extractor batch
-    keys: Optional[list[str]] = None  # metric columns to record; default: all of the extractor's
+    keys: Optional[tuple[str, ...]] = None  # metric columns to record; default: all of the extractor's
     # bootstrap replicates behind each metric's standard error (`<metric>_se`); 0: none
     bootstrap: int = 200
     gflops: bool = True  # columns gflops (fvcore's count, as the paper's tables) and gflops_attn
@@ -335,7 +339,7 @@ class MetricsConfig:
         return keys + ((registry.LPIPS_COND.key,) if self.lpips is not None else ())
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchmarkConfig:
     """T2I suites: the prompt set and its scorer (the class-conditional `metrics.reference`'s role)."""
 
@@ -345,7 +349,7 @@ class BenchmarkConfig:
     detector_checkpoint: Optional[str] = None
     clip_weights: Optional[str] = None  # geneval: OpenAI CLIP ViT-L/14 weights file
     clip_arch: str = "ViT-L-14-quickgelu"
-    options: dict[str, Any] = field(default_factory=dict)  # GenEval options (threshold, nms, ...)
+    options: GenEvalOptions = field(default_factory=GenEvalOptions)  # geneval, shapes_geneval: GenEval's options
     prompts: Optional[str] = None  # hpsv3: HPDv3 benchmark/ folder or .jsonl
     max_prompts: int = 0  # 0 = all
     hps_python: Optional[str] = None  # hpsv3: the python of an environment with `pip install hpsv3`
@@ -368,6 +372,9 @@ class BenchmarkConfig:
             for key in ("prompts", "hps_python", "hps_base_model", "hps_checkpoint"):
                 if not getattr(self, key):
                     fail(f"{path}.{key}", "required for kind hpsv3")
+            if self.options.changed:
+                fail(f"{path}.options", f"GenEval's options; kind hpsv3 is scored by the HPSv3 reward model, which takes "
+                                        f"none (remove {', '.join(self.options.changed)})")
         limits.check_count(self.max_prompts, f"{path}.max_prompts", 0, limits.MAX_SAMPLES)
         limits.check_count(self.n_per_tag, f"{path}.n_per_tag", 1, limits.MAX_SAMPLES)
         limits.check_count(self.hps_batch_size, f"{path}.hps_batch_size", 1, limits.MAX_BATCH)
@@ -377,7 +384,7 @@ class BenchmarkConfig:
         return BENCHMARKS[self.kind].scorer
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReportConfig:
     enabled: bool = True
     out: Optional[str] = None  # default results/<run>/report (the report lives with its run)
@@ -388,7 +395,7 @@ class ReportConfig:
         limits.check_count(self.sample_grid, f"{path}.sample_grid", 0, 1024)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Suite:
     name: str
     model: ModelConfig
@@ -398,13 +405,30 @@ class Suite:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # CPU threads for torch (0: torch's default); 1 is fastest on a busy 2-core machine
     workers: int = 1  # local processes sharing the run's study (`sgbench run --workers`), `threads` each
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: tuple[int, ...] = (0,)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     # each entry a labelled guidance config (`name` = its trials.csv label), validated by GuidanceConfig
-    methods: list[GuidanceConfig] = field(default_factory=list)
+    methods: tuple[GuidanceConfig, ...] = ()
     search: Optional[SearchConfig] = None
 
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    def completed(self) -> "Suite":
+        """The suite with what one section decides for another filled in (before `check`): a T2I
+        suite's extractor is its benchmark's scorer; a class-conditional suite measures 5000
+        samples unless told; the search optimises the first metric unless told (multi-objective:
+        it and gflops). A T2I suite's n_samples is filled in once its prompts are read
+        (`sgbench.run.t2i_stages`)."""
+        metrics, search = self.metrics, self.search
+        if self.benchmark is not None:
+            metrics = replace(metrics, extractor=self.benchmark.scorer)
+        elif metrics.n_samples is None and metrics.reference is not None:
+            metrics = replace(metrics, n_samples=5000)
+        if search is not None and search.objective is None:
+            search = replace(search, objective=metrics.metric_keys[0])
+        if search is not None and search.sampler == "multi-objective" and search.objectives is None:
+            search = replace(search, objectives=(search.objective, registry.GFLOPS.key))
+        return replace(self, metrics=metrics, search=search)
 
     def check(self, path: str) -> None:
         check_plain_name(self.name, f"{path}.name")
@@ -420,7 +444,6 @@ class Suite:
         if self.benchmark is not None:  # T2I: the benchmark's scorer measures, not an image extractor
             if self.metrics.reference is not None:
                 fail(f"{path}.metrics.reference", "a text-to-image suite is scored by its benchmark; remove reference")
-            self.metrics.extractor = self.benchmark.scorer
             for m in (*self.methods, self.search):
                 if m is not None and method_spec(m.method).needs_weak_network:
                     fail(f"{path}.benchmark", f"{m.method} is not supported for text-to-image suites yet")
@@ -433,8 +456,6 @@ class Suite:
         else:
             if self.metrics.reference is None:
                 fail(f"{path}.metrics.reference", "required: the real images (path) or a built-in dataset")
-            if self.metrics.n_samples is None:
-                self.metrics.n_samples = 5000
             lp = self.metrics.lpips
             if lp is not None and lp.n_samples is not None and lp.n_samples > self.metrics.n_samples:
                 fail(f"{path}.metrics.lpips.n_samples", f"must be <= metrics.n_samples ({self.metrics.n_samples})")
@@ -461,12 +482,8 @@ class Suite:
                 fail(f"{path}.search.method", f"{s.method} needs model.weak_checkpoint (an earlier checkpoint) "
                                               "or model.weak_sweep")
             known = self.metrics.metric_keys + registry.cost_keys()
-            if s.objective is None:
-                s.objective = self.metrics.metric_keys[0]
-            elif s.objective not in known:
+            if s.objective not in known:
                 fail(f"{path}.search.objective", f"unknown metric {s.objective!r}; this suite measures {', '.join(known)}")
-            if s.sampler == "multi-objective" and s.objectives is None:
-                s.objectives = [s.objective, registry.GFLOPS.key]
             for i, k in enumerate(s.objectives or []):
                 if k not in known:
                     fail(f"{path}.search.objectives[{i}]", f"unknown metric {k!r}; this suite measures {', '.join(known)}")

@@ -241,6 +241,8 @@ def from_dict(cls: type, data: Any, path: str) -> Any:
     except UserError as e:  # a __post_init__ check: make sure the message names the section
         msg = str(e)
         raise UserError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    if hasattr(obj, "completed"):  # values one section decides for another, filled in before the check
+        obj = obj.completed()
     if hasattr(obj, "check"):
         obj.check(path)
     return obj
@@ -255,7 +257,9 @@ def empty_section(data: Any) -> Any:
 def to_dict(obj: Any) -> Any:
     """Dataclasses -> plain data (for the suite snapshot); inverse of `from_dict`."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+        omit = getattr(obj, "SNAPSHOT_OMITS_DEFAULTS", False)  # a section written as the fields set
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.init and not (omit and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

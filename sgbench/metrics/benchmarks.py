@@ -11,7 +11,8 @@ importing `sgbench.t2i`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
+from typing import Iterable
 
 from sgbench.errors import UserError
 from sgbench.metrics.registry import register_family, register_metric, register_scorer
@@ -59,6 +60,62 @@ BENCHMARKS = {b.kind: b for b in (
     Benchmark("shapes_geneval", GENEVAL.provider, "tag", "GenEval's rules on the CPU shapes world (analytic detector)"),
     Benchmark("hpsv3", HPSV3.provider, "category", "HPDv3 benchmark prompts scored by the HPSv3 reward model"),
 )}
+
+
+@dataclass(frozen=True)
+class GenEvalOptions:
+    """GenEval's `--options` (same names and defaults): a suite's `benchmark.options` (geneval,
+    shapes_geneval), parsed once by the suite schema; `sgbench t2i geneval --options k=v`."""
+
+    threshold: float = 0.3
+    counting_threshold: float = 0.9
+    max_objects: int = 16
+    max_overlap: float = 1.0  # NMS IoU threshold; 1.0 = no NMS (GenEval's default)
+    position_threshold: float = 0.1
+    bgcolor: str = "#999"  # background of the masked crops for CLIP ('original' keeps the image)
+    crop: bool = True
+
+    # a suite snapshot lists the options that differ from GenEval's defaults (as older snapshots,
+    # which kept the suite's mapping as written, so their runs still resume)
+    SNAPSHOT_OMITS_DEFAULTS = True
+
+    def check(self, path: str) -> None:
+        for key in ("threshold", "counting_threshold", "max_overlap"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise UserError(f"{path}.{key}: must be in [0, 1], got {getattr(self, key):g}")
+        if self.max_objects < 1:
+            raise UserError(f"{path}.max_objects: must be >= 1, got {self.max_objects}")
+        if self.position_threshold < 0:
+            raise UserError(f"{path}.position_threshold: must be >= 0, got {self.position_threshold:g}")
+
+    @property
+    def changed(self) -> dict:
+        """The options that differ from GenEval's defaults."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.default is MISSING or getattr(self, f.name) != f.default}
+
+    @classmethod
+    def parse(cls, pairs: Iterable[str]) -> "GenEvalOptions":
+        """From 'key=value' strings (GenEval's --options on the command line)."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        values = {}
+        for pair in pairs:
+            key, sep, value = str(pair).partition("=")
+            if not sep or key not in kinds:
+                raise UserError(f"bad GenEval option {pair!r}; known: {', '.join(kinds)} (as key=value)")
+            kind = kinds[key]
+            try:
+                if kind in ("bool", bool):
+                    values[key] = value in ("1", "true", "True")
+                elif kind in ("int", int):
+                    values[key] = int(value)
+                elif kind in ("float", float):
+                    values[key] = float(value)
+                else:
+                    values[key] = value
+            except ValueError:
+                raise UserError(f"bad value for GenEval option {key}: {value!r}") from None
+        return cls(**values)
 
 
 def get_benchmark(kind: str) -> Benchmark:

@@ -25,7 +25,6 @@ Sizes (each the least that still runs every code path of a real run):
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from sgbench.config.schema import Suite
@@ -66,73 +65,84 @@ def sample_counts(suite: Suite) -> tuple[list[int], int]:
 
 
 def rehearsal_suite(suite: Suite, bf16_cpu: bool) -> tuple[Suite, list[str]]:
-    """The suite at rehearsal sizes (a copy) and one line per group of changes."""
+    """The suite at rehearsal sizes (derived and checked again) and one line per group of changes."""
+    from sgbench.config.loader import derive_suite
+
+    changes, notes = rehearsal_changes(suite, bf16_cpu)
+    return derive_suite(suite, changes), notes
+
+
+def rehearsal_changes(suite: Suite, bf16_cpu: bool) -> tuple[dict, list[str]]:
+    """What makes `suite` its rehearsal (suite key path -> value, for `LoadedSuite.derive`) and one
+    line per group of changes."""
     from sgbench.search.space import grid_points
 
-    s = copy.deepcopy(suite)
+    s, sp, mt = suite, suite.sampler, suite.metrics
     notes = []
-    sp = s.sampler
-    was = (sp.steps, sp.batch_size, sp.dtype, s.metrics.n_samples, list(s.seeds))
-    sp.steps, sp.batch_size = min(sp.steps, STEPS), min(sp.batch_size, BATCH)
-    if sp.dtype in ("auto", "bf16"):
-        sp.dtype = "bf16" if bf16_cpu else "fp32"
-    s.device = "cpu"
-    s.seeds = s.seeds[:MAX_SEEDS]
-    fidelities, s.metrics.n_samples = sample_counts(s)
-    s.metrics.batch_size = min(s.metrics.batch_size, EXTRACTOR_BATCH)
-    s.report.sample_grid = min(s.report.sample_grid, GRID_IMAGES)
-    lpips = s.metrics.lpips
-    if lpips is not None and lpips.n_samples is not None:  # limited below a trial: limited here too
-        lpips.n_samples = BATCH if lpips.n_samples < (was[3] or 0) else None
-    dtype = {"bf16": "bf16 autocast", "fp32": "fp32"}[sp.dtype]
-    notes.append(f"sizes: {sp.steps} {sp.solver} steps (suite: {was[0]}), batch {sp.batch_size} (suite: {was[1]}), "
-                 f"{s.metrics.n_samples} samples per trial and seed (suite: {was[3] or 'every prompt'}), "
-                 f"seeds {s.seeds} (suite: {was[4]}), {dtype} on the CPU (suite: {was[2]})")
-    if lpips is not None:
-        notes[-1] += f", LPIPS on {lpips.n_samples or 'every'} sample{'s' * (lpips.n_samples != 1)} of a trial"
-        if suite.metrics.lpips.n_samples:
-            notes[-1] += f" (suite: {suite.metrics.lpips.n_samples})"
-    sweeps = _kept_sweeps(s)
+    steps, batch = min(sp.steps, STEPS), min(sp.batch_size, BATCH)
+    dtype = ("bf16" if bf16_cpu else "fp32") if sp.dtype in ("auto", "bf16") else sp.dtype
+    seeds = list(s.seeds[:MAX_SEEDS])
+    fidelities, n_samples = sample_counts(s)
+    changes = {"suite.sampler.steps": steps, "suite.sampler.batch_size": batch, "suite.sampler.dtype": dtype,
+               "suite.device": "cpu", "suite.seeds": seeds, "suite.metrics.n_samples": n_samples,
+               "suite.metrics.batch_size": min(mt.batch_size, EXTRACTOR_BATCH),
+               "suite.report.sample_grid": min(s.report.sample_grid, GRID_IMAGES)}
+    lpips_n = None
+    if mt.lpips is not None and mt.lpips.n_samples is not None:  # limited below a trial: limited here too
+        lpips_n = BATCH if mt.lpips.n_samples < (mt.n_samples or 0) else None
+        changes["suite.metrics.lpips.n_samples"] = lpips_n
+    how = {"bf16": "bf16 autocast", "fp32": "fp32"}[dtype]
+    notes.append(f"sizes: {steps} {sp.solver} steps (suite: {sp.steps}), batch {batch} (suite: {sp.batch_size}), "
+                 f"{n_samples} samples per trial and seed (suite: {mt.n_samples or 'every prompt'}), "
+                 f"seeds {seeds} (suite: {list(s.seeds)}), {how} on the CPU (suite: {sp.dtype})")
+    if mt.lpips is not None:
+        notes[-1] += f", LPIPS on {lpips_n or 'every'} sample{'s' * (lpips_n != 1)} of a trial"
+        if mt.lpips.n_samples:
+            notes[-1] += f" (suite: {mt.lpips.n_samples})"
+    sweeps = _kept_sweeps(s, changes)
     if sweeps:
-        methods = _kept_methods(s)
+        methods = _kept_methods(s, changes)
         notes.append(f"sweeps: {sweeps}" + (f"; methods: {methods}" if methods else ""))
     if s.benchmark is not None:
-        s.benchmark.hps_batch_size = min(s.benchmark.hps_batch_size, BATCH)
+        changes["suite.benchmark.hps_batch_size"] = min(s.benchmark.hps_batch_size, BATCH)
     search = s.search
     if search is not None:
         if search.sampler == "grid":
             total = len(grid_points(search.space))
-            search.budget = min(search.budget or total, SEARCH_POINTS)
-            what = f"the first {search.budget} of {total} grid points"
+            budget = min(search.budget or total, SEARCH_POINTS)
+            what = f"the first {budget} of {total} grid points"
         else:
-            search.budget = min(search.budget, SEARCH_POINTS)
-            what = f"{search.budget} {search.sampler} trials"
-        if search.pruning is not None:
-            old = list(search.pruning.fidelities)
-            search.pruning.fidelities = fidelities
-            startup = search.pruning.startup_trials  # None: a grid prunes rung-synchronously
+            budget = min(search.budget, SEARCH_POINTS)
+            what = f"{budget} {search.sampler} trials"
+        changes["suite.search.budget"] = budget
+        pruning = search.pruning
+        if pruning is not None:
+            changes["suite.search.pruning.fidelities"] = fidelities
+            startup = pruning.startup_trials  # None: a grid prunes rung-synchronously
             if startup is not None or search.sampler != "grid":
-                search.pruning.startup_trials = 1 if startup is None else min(startup, 1)
-            what += f", pruning rung {fidelities} (suite: {old}, {search.pruning.pruner})"
+                changes["suite.search.pruning.startup_trials"] = 1 if startup is None else min(startup, 1)
+            what += f", pruning rung {fidelities} (suite: {list(pruning.fidelities)}, {pruning.pruner})"
         if search.storage is not None:
             what += f"; the suite's storage {search.storage!r} is not touched (the rehearsal's own study.db)"
-            search.storage, search.study_name = None, None
+            changes.update({"suite.search.storage": None, "suite.search.study_name": None})
         notes.append(f"search: {what}")
     if s.report.out is not None and "{run}" not in s.report.out:
         notes.append(f"report: <run>/report/ instead of the suite's {s.report.out} (kept for real runs)")
-        s.report.out = None
-    return s, notes
+        changes["suite.report.out"] = None
+    return changes, notes
 
 
-def _kept_sweeps(s: Suite) -> str:
+def _kept_sweeps(s: Suite, changes: dict) -> str:
     """Keep the first and the last checkpoint of each sweep (in the suite's order); '' without sweeps."""
+    from sgbench.config.typed import to_dict
+
     what = []
     for section in ("sweep", "weak_sweep"):
         entries = getattr(s.model, section)
         if not entries:
             continue
-        kept = entries if len(entries) <= SWEEP_ENTRIES else [entries[0], entries[-1]]
-        setattr(s.model, section, kept)
+        kept = entries if len(entries) <= SWEEP_ENTRIES else (entries[0], entries[-1])
+        changes[f"suite.model.{section}"] = to_dict(kept)
         which = ", the first and the last" if len(kept) < len(entries) else ""
         what.append(f"model.{section}: {len(kept)} checkpoint{'s' * (len(kept) != 1)}{which} (suite: {len(entries)})")
     return "; ".join(what)
@@ -148,8 +158,10 @@ def code_path(g) -> tuple:
     return g.method, g.omega == 1, g.interval is not None, g.schedule, branch(g.gamma_strong), branch(g.gamma_weak)
 
 
-def _kept_methods(s: Suite) -> str:
+def _kept_methods(s: Suite, changes: dict) -> str:
     """Keep the first method of each code path (suite order); '' when none is dropped."""
+    from sgbench.config.typed import to_dict
+
     first: dict[tuple, object] = {}
     for g in s.methods:
         first.setdefault(code_path(g), g)
@@ -157,6 +169,6 @@ def _kept_methods(s: Suite) -> str:
     if len(kept) == len(s.methods):
         return ""
     dropped = [g.name for g in s.methods if first[code_path(g)] is not g]
-    s.methods = kept
+    changes["suite.methods"] = to_dict(kept)
     return (f"{len(kept)} (suite: {len(kept) + len(dropped)}): {', '.join(g.name for g in kept)}, the first of "
             f"each code path ({', '.join(dropped)} take{'s' * (len(dropped) == 1)} the same)")

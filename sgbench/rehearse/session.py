@@ -6,7 +6,7 @@ stand-in, whether each stand-in can be made (mmdet for GenEval's detector, an HP
 environment) -- and raises before creating anything; then it creates
 `root/<name>-rehearsal[-k]/` with its `REHEARSAL` marker, builds the stand-ins under
 `standins/<suite key>/` (keeping the user's file names, whose extensions name the format) and
-hands the run a `LoadedSuite` whose paths all exist, checked by the loader's own `require_all`.
+hands the run a `LoadedSuite` whose files all exist, checked by the loader's own `require_all`.
 Each stand-in is announced on one line. A rehearsal that fails before its run starts removes
 the directory it created (`abandon`); `--rehearse --resume` continues a rehearsal directory
 and keeps its stand-ins.
@@ -21,59 +21,66 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from sgbench.config.files import require_all
-from sgbench.config.loader import LoadedSuite, file_refs
+from sgbench.config.files import FileRef, require_all
+from sgbench.config.loader import LoadedSuite, SuiteFiles
 from sgbench.config.schema import Suite
 from sgbench.errors import UserError
 from sgbench.rehearse.marker import ENV_KEY, rehearsal_name, write_marker
-from sgbench.rehearse.plan import cpu_has_bf16, rehearsal_suite
+from sgbench.rehearse.plan import cpu_has_bf16, rehearsal_changes
 
 PREFIX = "rehearsal: "
 STANDINS = "standins"
 SEED, WEAK_SEED = 0, 1
 SWEEP_SEED = {"sweep": 100, "weak_sweep": 200}  # + the entry's index: each checkpoint its own weights
-SWEEP_KEY = re.compile(r"suite\.model\.(sweep|weak_sweep)\[(\d+)\]\.checkpoint")
-MAIN_KEYS = ("suite.model.checkpoint", "suite.model.sweep[0].checkpoint")  # the main network: one or a sweep's first
+CHECKPOINTS = ("checkpoint", "sweep", "weak_checkpoint", "weak_sweep")  # SuiteFiles' class-conditional networks
 T2I_SIDE = 512  # T2I stand-ins without sampler.resolution: the paper's TR-DiT-2.5B side
 
 
 @dataclass
 class Context:
-    """What a stand-in builder sees: the rehearsal suite (builders may adjust it), the resolved
-    paths so far (user files and earlier stand-ins) and where stand-ins go."""
+    """What a stand-in builder sees: the rehearsal suite so far (`loaded`: its files are the user's
+    and the stand-ins made so far; builders change it with `change`), where stand-ins go, and the
+    suite keys of the files that are absent and that get a stand-in (the listing env.json keeps)."""
 
-    suite: Suite
-    paths: dict[str, Path]
+    loaded: LoadedSuite
     standins: Path
     absent: set[str]  # suite keys whose files do not exist
     standin: set[str]  # keys that get a stand-in: the absent ones and those that must match one
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def suite(self) -> Suite:
+        return self.loaded.suite
+
+    @property
+    def files(self) -> SuiteFiles:
+        return self.loaded.files
+
+    def ref(self, key: str) -> FileRef:
+        return next(r for r in self.loaded.refs if r.key == key)
+
+    def ref_of(self, slot: str, index: Optional[int] = None) -> Optional[FileRef]:
+        """The file at a SuiteFiles field (a sweep's: its entry `index`), None where the suite names none."""
+        return next((r for r in self.loaded.refs if r.slot == slot and r.index == index), None)
+
+    def stood_in(self, slot: str) -> bool:
+        """Whether the file at a SuiteFiles field (not a sweep's) gets a stand-in."""
+        ref = self.ref_of(slot)
+        return ref is not None and ref.key in self.standin
+
     def target(self, key: str) -> Path:
         """standins/<key>/<the suite's file name>: the name (and its extension) as the user's."""
-        return self.standins / key.removeprefix("suite.") / self.paths[key].name
+        return self.standins / key.removeprefix("suite.") / self.ref(key).path.name
+
+    def change(self, changes: Mapping[str, Any]) -> None:
+        """Derive the rehearsal suite with `changes` (suite key -> value), checked again."""
+        self.loaded = self.loaded.derive(changes)
 
     @property
     def t2i(self) -> bool:
         return self.suite.benchmark is not None
-
-
-def _set(suite: Suite, key: str, value) -> None:
-    """Set the suite field a file_refs key names (suite.model.text_encoder.path is a dict item,
-    suite.model.sweep[2].checkpoint a list entry's field)."""
-    *parents, last = key.split(".")[1:]
-    node = suite
-    for name in parents:
-        name, _, index = name.partition("[")
-        node = node[name] if isinstance(node, dict) else getattr(node, name)
-        if index:
-            node = node[int(index.rstrip("]"))]
-    if isinstance(node, dict):
-        node[last] = value
-    else:
-        setattr(node, last, value)
 
 
 # ----------------------------------------------------------------------------- model files
@@ -99,9 +106,9 @@ def _class_config(ctx: Context) -> tuple[str, dict]:
     return family, (maskdit_config if family == "maskdit" else dit_config)(m.arch, **overrides).to_dict()
 
 
-def _checkpoint_keys(ctx: Context) -> list[str]:
-    """Every class-conditional checkpoint key of the suite, main network first."""
-    return [k for k in ctx.paths if k in ("suite.model.checkpoint", "suite.model.weak_checkpoint") or SWEEP_KEY.fullmatch(k)]
+def _checkpoint_refs(ctx: Context) -> list[FileRef]:
+    """Every class-conditional checkpoint of the suite, main network first."""
+    return sorted((r for r in ctx.loaded.refs if r.slot in CHECKPOINTS), key=lambda r: CHECKPOINTS.index(r.slot))
 
 
 OWN_META = ("format", "family", "config", "parametrization", "train", "train_steps")  # not copied to a stand-in
@@ -124,24 +131,22 @@ def _model_config(ctx: Context, key: str) -> tuple[str, dict, Optional[str], dic
     at `key`: what your sgbench file records; for a stand-in, what your file of the same sweep
     records (a sweep follows one training run: same tensors and config), else your main
     network's, else the suite's declared architecture."""
-    def section(k: str) -> Optional[str]:
-        m = SWEEP_KEY.fullmatch(k)
-        return m[1] if m else None
-
+    ref = ctx.ref(key)
     if key in ctx.standin:  # yours of the same sweep first, then your others (main network first)
-        keys = sorted((k for k in _checkpoint_keys(ctx) if k not in ctx.standin),
-                      key=lambda k: section(k) is None or section(k) != section(key))
+        refs = sorted((r for r in _checkpoint_refs(ctx) if r.key not in ctx.standin),
+                      key=lambda r: not (ref.index is not None and r.slot == ref.slot))
     else:
-        keys = [key]
-    for k in keys:
-        recorded = _recorded_model(ctx.paths[k])
+        refs = [ref]
+    for r in refs:
+        recorded = _recorded_model(r.path)
         if recorded:
             return recorded
     return (*_class_config(ctx), None, {})
 
 
 def main_key(ctx: Context) -> str:
-    return next(k for k in MAIN_KEYS if k in ctx.paths)
+    """The suite key of the main network: model.checkpoint, or a sweep's first entry."""
+    return (ctx.ref_of("checkpoint") or ctx.ref_of("sweep", 0)).key
 
 
 def _name_step(path: Path) -> Optional[int]:
@@ -153,16 +158,15 @@ def _name_step(path: Path) -> Optional[int]:
 def sweep_step(ctx: Context, key: str) -> tuple[int, str]:
     """(step, why) a stand-in for a sweep entry records: the suite's `step`, else the step its file
     name states where the names of the sweep's stand-ins state distinct ones, else its position."""
-    section, i = SWEEP_KEY.fullmatch(key).groups()
-    entries = getattr(ctx.suite.model, section)
-    entry = entries[int(i)]
-    if entry.step is not None:
-        return entry.step, "the suite's step"
-    names = [_name_step(ctx.paths[f"suite.model.{section}[{j}].checkpoint"]) for j in range(len(entries))
-             if f"suite.model.{section}[{j}].checkpoint" in ctx.standin and entries[j].step is None]
+    ref = ctx.ref(key)
+    entries = getattr(ctx.suite.model, ref.slot)
+    if entries[ref.index].step is not None:
+        return entries[ref.index].step, "the suite's step"
+    names = [_name_step(r.path) for r in ctx.loaded.refs
+             if r.slot == ref.slot and r.key in ctx.standin and entries[r.index].step is None]
     if None not in names and len(set(names)) == len(names):
-        return _name_step(ctx.paths[key]), "the step its file name states"
-    return int(i) + 1, "its position in the sweep (the file names state no distinct steps)"
+        return _name_step(ref.path), "the step its file name states"
+    return ref.index + 1, "its position in the sweep (the file names state no distinct steps)"
 
 
 def build_checkpoint(ctx: Context, key: str) -> Path:
@@ -171,19 +175,19 @@ def build_checkpoint(ctx: Context, key: str) -> Path:
 
     if ctx.t2i:
         return build_t2i_checkpoint(ctx, key)
-    m, path = ctx.suite.model, ctx.target(key)
-    layout = declared_layout(ctx.paths[key], m.family, m.arch, m.parametrization, m.trust_checkpoint)
+    m, path, ref = ctx.suite.model, ctx.target(key), ctx.ref(key)
+    layout = declared_layout(ref.path, m.family, m.arch, m.parametrization, m.trust_checkpoint)
     family, config, recorded_param, extra = _model_config(ctx, key)
     param = None
     if layout in ("sgbench", "sgbench-train"):
         codebase = "maskdit" if family == "maskdit" else ("sit" if "SiT" in (m.arch or "SiT") else "dit")
         param = m.parametrization or recorded_param or NATURAL_PARAMETRIZATION[codebase]
-    swept = SWEEP_KEY.fullmatch(key)
+    swept = ref.index is not None
     step, why = sweep_step(ctx, key) if swept else (None, "")
     if swept:
-        seed = SWEEP_SEED[swept[1]] + int(swept[2])
+        seed = SWEEP_SEED[ref.slot] + ref.index
     else:
-        seed = WEAK_SEED if "weak" in key else SEED
+        seed = WEAK_SEED if ref.slot == "weak_checkpoint" else SEED
     if not path.exists():
         write_checkpoint(path, layout, family, config, param, seed, m.arch, extra or None,
                          step=step if layout in STEP_LAYOUTS else None)
@@ -213,7 +217,7 @@ def build_t2i_checkpoint(ctx: Context, key: str) -> Path:
     s, path = ctx.suite, ctx.target(key)
     side = s.sampler.resolution or T2I_SIDE
     factor, channels = (8, 4) if s.model.vae else (1, 3)
-    encoder = ctx.paths["suite.model.text_encoder.path"]
+    encoder = ctx.files.text_encoder
     width = _hidden_size(encoder)
     cfg = t2i_config("T2I-tiny", input_size=side // factor, patch_size=2, in_channels=channels, text_dim=width)
     if not path.exists():
@@ -239,15 +243,15 @@ def build_text_encoder(ctx: Context, key: str) -> Path:
 
     path = ctx.target(key)
     width = 64
-    if "suite.model.checkpoint" not in ctx.standin:  # the user's T2I DiT: the stand-in must have the width it reads
+    if not ctx.stood_in("checkpoint"):  # the user's T2I DiT: the stand-in must have the width it reads
         from sgbench.models.loading import read_sgbench_metadata
 
-        width = int((read_sgbench_metadata(ctx.paths["suite.model.checkpoint"]) or {}).get("config", {})
-                    .get("text_dim", width))
+        width = int((read_sgbench_metadata(ctx.files.checkpoint) or {}).get("config", {}).get("text_dim", width))
     if not path.exists():
         write_text_encoder(path, width, SEED)
     # loading options of the user's encoder (a VLM's submodule, remote code) do not apply to it
-    ctx.suite.model.text_encoder.update(kind="hf", submodule="", trust_remote_code=False, dtype="float32")
+    ctx.change({f"suite.model.text_encoder.{k}": v for k, v in
+                dict(kind="hf", submodule="", trust_remote_code=False, dtype="float32").items()})
     why = "" if key in ctx.absent else " (yours exists, but the stand-in checkpoint must match its width)"
     ctx.notes.append(f"{key}: tiny Hugging Face text encoder (random 2-layer Qwen2, width {width}, BPE tokenizer "
                      f"trained here){why} -> {path}")
@@ -275,8 +279,7 @@ def image_side(ctx: Context) -> int:
         return latent
     from sgbench.rehearse.vae import DOWNSAMPLING, downsampling_factor
 
-    vae = ctx.paths["suite.model.vae"]
-    return latent * (DOWNSAMPLING if "suite.model.vae" in ctx.standin else downsampling_factor(vae))
+    return latent * (DOWNSAMPLING if ctx.stood_in("vae") else downsampling_factor(ctx.files.vae))
 
 
 # ----------------------------------------------------------------------------- metrics files
@@ -309,7 +312,7 @@ def build_extractor_weights(ctx: Context, key: str) -> Path:
 def build_reference(ctx: Context, key: str) -> Path:
     from sgbench.rehearse.reference import N_IMAGES, subset_reference, write_adm_reference, write_image_reference
 
-    path, source = ctx.target(key), ctx.paths[key]
+    path, source = ctx.target(key), ctx.ref(key).path
     if key not in ctx.absent:  # the user's batch: its statistics, only its first images
         if not path.exists():
             _, total = subset_reference(source, path)
@@ -325,7 +328,7 @@ def build_reference(ctx: Context, key: str) -> Path:
         if ctx.suite.metrics.extractor == "inception":
             from sgbench.metrics.extractors import get_extractor
 
-            ext = get_extractor("inception", weights_path=str(ctx.paths["suite.metrics.weights"]), batch_size=8)
+            ext = get_extractor("inception", weights_path=str(ctx.files.metrics_weights), batch_size=8)
             write_adm_reference(path, ext, side)
         else:
             write_image_reference(path, side)
@@ -391,7 +394,7 @@ def build_detector_checkpoint(ctx: Context, key: str) -> Path:
 
     path = ctx.target(key)
     if not path.exists():
-        write_mask2former(path, ctx.paths["suite.benchmark.detector_config"], SEED)
+        write_mask2former(path, ctx.files.detector_config, SEED)
     ctx.notes.append(f"{key}: the detector config's model (Mask2Former Swin-S) with random weights, as an mmdet "
                      f"checkpoint -> {path}")
     return path
@@ -403,7 +406,8 @@ def build_clip(ctx: Context, key: str) -> Path:
     path = ctx.target(key)
     if not path.exists():
         write_tiny_clip(path, SEED)
-    was, ctx.suite.benchmark.clip_arch = ctx.suite.benchmark.clip_arch, CLIP_ARCH
+    was = ctx.suite.benchmark.clip_arch
+    ctx.change({"suite.benchmark.clip_arch": CLIP_ARCH})
     ctx.notes.append(f"{key}: a tiny random open_clip model (arch {CLIP_ARCH}, shrunk from {was}) -> {path}")
     return path
 
@@ -425,7 +429,7 @@ def build_hps_python(ctx: Context, key: str) -> Path:
 
     py = env_python()
     if py is None:  # checked in plan(); kept here for direct callers
-        raise UserError(f"{key}: {ctx.paths[key]} is missing; set ${ENV_VAR} to an HPSv3 environment's python")
+        raise UserError(f"{key}: {ctx.ref(key).path} is missing; set ${ENV_VAR} to an HPSv3 environment's python")
     ctx.notes.append(f"{key}: the HPSv3 environment named by ${ENV_VAR} -> {py}")
     return py
 
@@ -437,7 +441,7 @@ def build_hps_model(ctx: Context, key: str) -> Path:
     out = ctx.standins / "benchmark.hps_model"
     built = out / "built.json"
     if not built.is_file():
-        info = build_tiny_hpsv3(ctx.paths["suite.benchmark.hps_python"], out / "tmp")
+        info = build_tiny_hpsv3(ctx.files.hps_python, out / "tmp")
         for name in ("qwen2vl_tiny", "HPSv3_tiny.safetensors"):
             os.replace(out / "tmp" / name, out / name)
         shutil.rmtree(out / "tmp", ignore_errors=True)
@@ -454,66 +458,60 @@ def drop_hps_config(ctx: Context, key: str) -> None:
     return None
 
 
-# suite key -> stand-in builder, in build order (later builders read earlier results)
+# SuiteFiles field -> stand-in builder, in build order (later builders read earlier results)
 BUILDERS: dict[str, Callable[[Context, str], Optional[Path]]] = {
-    "suite.benchmark.hps_python": build_hps_python,
-    "suite.model.text_encoder.path": build_text_encoder,
-    "suite.model.checkpoint": build_checkpoint,
-    "suite.model.weak_checkpoint": build_checkpoint,
-    "suite.model.sweep[].checkpoint": build_checkpoint,  # every suite.model.sweep[i].checkpoint
-    "suite.model.weak_sweep[].checkpoint": build_checkpoint,
-    "suite.model.vae": build_vae,
-    "suite.metrics.weights": build_extractor_weights,
-    "suite.metrics.reference.path": build_reference,
-    "suite.metrics.lpips.weights": build_lpips_weights,
-    "suite.benchmark.metadata": build_metadata,
-    "suite.benchmark.detector_config": build_detector_config,
-    "suite.benchmark.detector_checkpoint": build_detector_checkpoint,
-    "suite.benchmark.clip_weights": build_clip,
-    "suite.benchmark.prompts": build_hps_prompts,
-    "suite.benchmark.hps_base_model": build_hps_model,
-    "suite.benchmark.hps_checkpoint": build_hps_model,
-    "suite.benchmark.hps_config": drop_hps_config,
+    "hps_python": build_hps_python,
+    "text_encoder": build_text_encoder,
+    "checkpoint": build_checkpoint,
+    "weak_checkpoint": build_checkpoint,
+    "sweep": build_checkpoint,  # every model.sweep[i].checkpoint
+    "weak_sweep": build_checkpoint,
+    "vae": build_vae,
+    "metrics_weights": build_extractor_weights,
+    "reference": build_reference,
+    "lpips_weights": build_lpips_weights,
+    "metadata": build_metadata,
+    "detector_config": build_detector_config,
+    "detector_checkpoint": build_detector_checkpoint,
+    "clip_weights": build_clip,
+    "prompts": build_hps_prompts,
+    "hps_base_model": build_hps_model,
+    "hps_checkpoint": build_hps_model,
+    "hps_config": drop_hps_config,
 }
 
 
-def builder_key(key: str) -> str:
-    """The BUILDERS entry of a suite key: a sweep entry's index is dropped (sweep[2] -> sweep[])."""
-    m = SWEEP_KEY.fullmatch(key)
-    return f"suite.model.{m[1]}[].checkpoint" if m else key
-
-
-def build_order(keys) -> list[str]:
-    """The keys that have a builder, in BUILDERS order (a sweep's entries in index order)."""
+def build_order(refs, keys) -> list[FileRef]:
+    """The refs among `refs` whose suite key is in `keys`, in BUILDERS order (a sweep's entries in
+    index order)."""
     order = list(BUILDERS)
-    known = [k for k in keys if builder_key(k) in BUILDERS]
-    return sorted(known, key=lambda k: (order.index(builder_key(k)), int(SWEEP_KEY.fullmatch(k)[2])
-                                        if SWEEP_KEY.fullmatch(k) else 0))
+    return sorted((r for r in refs if r.key in keys), key=lambda r: (order.index(r.slot), r.index or 0))
 
 
 # ----------------------------------------------------------------------------- the rehearsal
 
 
-def _forced(refs, absent: set[str], suite: Suite) -> set[str]:
+def _forced(loaded: LoadedSuite, absent: set[str]) -> set[str]:
     """Present files that must still be stood in because a stand-in they pair with must match them."""
-    keys = {r.key for r in refs}
+    named = {r.slot: r for r in loaded.refs if r.index is None}
+    gone = {slot for slot, r in named.items() if r.key in absent}
     out = set()
-    if suite.benchmark is not None and "suite.model.checkpoint" in absent and "suite.model.text_encoder.path" in keys:
-        out.add("suite.model.text_encoder.path")  # the stand-in DiT's text width and loading options
-    pair = {"suite.benchmark.hps_base_model", "suite.benchmark.hps_checkpoint"}
-    if pair & absent:
-        out |= pair & keys  # an HPSv3 checkpoint is built on its base model
+    if loaded.suite.benchmark is not None and "checkpoint" in gone and "text_encoder" in named:
+        out.add(named["text_encoder"].key)  # the stand-in DiT's text width and loading options
+    pair = {"hps_base_model", "hps_checkpoint"}
+    if pair & gone:
+        out |= {named[slot].key for slot in pair & set(named)}  # an HPSv3 checkpoint is built on its base model
     return out
 
 
 def _check_makeable(ctx: Context) -> None:
     """Raise now (before any directory exists) where a stand-in cannot be made."""
-    s, keys = ctx.suite, ctx.standin
-    if "suite.benchmark.hps_python" in keys:
+    s = ctx.suite
+    if ctx.stood_in("hps_python"):
         from sgbench.rehearse.hpsv3 import ENV_VAR, env_python
 
         if env_python() is None:
-            raise UserError(f"suite.benchmark.hps_python = {ctx.paths['suite.benchmark.hps_python']} is missing, and an "
+            raise UserError(f"suite.benchmark.hps_python = {ctx.files.hps_python} is missing, and an "
                             f"HPSv3 environment cannot be stood in: build one (make hpsv3-env) and set "
                             f"{ENV_VAR}=.hpsv3-env/bin/python, or set hps_python")
     if s.benchmark is not None and s.benchmark.kind == "geneval" and importlib.util.find_spec("mmdet") is None:
@@ -521,21 +519,21 @@ def _check_makeable(ctx: Context) -> None:
 
         raise UserError(f"suite.benchmark: GenEval's detector needs the optional extra {GENEVAL_EXTRA}; a real run "
                         "needs it too (on CPU: make geneval-cpu)")
-    checkpoints = sorted(keys & set(_checkpoint_keys(ctx)))
+    checkpoints = sorted(r.key for r in _checkpoint_refs(ctx) if r.key in ctx.standin)
     if not ctx.t2i and checkpoints:
         from sgbench.rehearse.checkpoints import declared_layout
 
         m = s.model
         for key in checkpoints:
-            declared_layout(ctx.paths[key], m.family, m.arch, m.parametrization, m.trust_checkpoint)
+            declared_layout(ctx.ref(key).path, m.family, m.arch, m.parametrization, m.trust_checkpoint)
             _model_config(ctx, key)
 
 
 class Rehearsal:
     """Made right after the suite is read: plans (no file is written, every refusal happens
     here). `build(env)` then claims the rehearsal's run directory (`sgbench.run.rundir.claim`,
-    with its REHEARSAL marker and env.json's "rehearsal" entry) and makes the stand-ins inside;
-    `abandon()` removes a directory whose run never started."""
+    with its REHEARSAL marker and env.json's "rehearsal" entry), makes the stand-ins inside and
+    returns the suite the run reads; `abandon()` removes a directory whose run never started."""
 
     def __init__(self, loaded: LoadedSuite, root, name: Optional[str], resume: bool, log=print):
         from sgbench.run import rundir
@@ -544,35 +542,33 @@ class Rehearsal:
             raise UserError("--rehearse runs in one process on the CPU: start it without torchrun")
         self.raw_log, self.root = log, Path(root)
         self.log = lambda msg: log(PREFIX + msg)
-        suite, self.notes = rehearsal_suite(loaded.suite, cpu_has_bf16())
-        self.base_dir = loaded.source.resolve().parent
-        refs = file_refs(suite, self.base_dir)
-        absent = {r.key for r in refs if not r.exists()}
-        if suite.benchmark is not None and "suite.model.checkpoint" in absent and not suite.model.text_encoder.get("path"):
-            suite.model.text_encoder["path"] = "text-encoder"  # a stand-in DiT reads a stand-in encoder
-            refs = file_refs(suite, self.base_dir)
-            absent.add("suite.model.text_encoder.path")
-        paths = {r.key: r.path for r in refs}
-        standin = absent | _forced(refs, absent, suite)
-        ref_key = "suite.metrics.reference.path"
-        if ref_key in paths and ref_key not in absent and _large_reference(paths[ref_key]):
-            standin.add(ref_key)  # its statistics and first images only
+        changes, self.notes = rehearsal_changes(loaded.suite, cpu_has_bf16())
+        planned = loaded.derive(changes)
+        absent = {r.key for r in planned.refs if not r.exists()}
+        if planned.suite.benchmark is not None and planned.files.text_encoder is None and \
+                any(r.slot == "checkpoint" and r.key in absent for r in planned.refs):
+            key = "suite.model.text_encoder.path"  # a stand-in DiT reads a stand-in encoder
+            planned = planned.derive({key: "text-encoder"})
+            absent.add(key)
+        standin = absent | _forced(planned, absent)
+        ref = next((r for r in planned.refs if r.slot == "reference"), None)
+        if ref is not None and ref.key not in absent and _large_reference(ref.path):
+            standin.add(ref.key)  # its statistics and first images only
         self.name = rehearsal_name(name or loaded.suite.name)
         self.created = not resume
         self.run_dir = None if self.created else rundir.existing_run(self.root, self.name, rehearsal=True)
-        self.ctx = Context(suite, paths, Path(), absent, standin)
+        self.ctx = Context(planned, Path(), absent, standin)
         _check_makeable(self.ctx)
-        # the run reads this object; build() fills in the stand-ins' paths
-        self.loaded = LoadedSuite(suite=suite, source=loaded.source, text=loaded.text, paths=paths,
-                                  overrides=loaded.overrides)
+        self.loaded = planned  # build() returns it with the stand-ins' paths
         self.standins = sorted(standin)
 
     @property
     def run_name(self) -> str:
         return self.run_dir.name if self.run_dir is not None else self.name
 
-    def build(self, env: Optional[dict] = None) -> None:
-        """Claim the directory (`env`: its env.json) and make the stand-ins inside."""
+    def build(self, env: Optional[dict] = None) -> LoadedSuite:
+        """Claim the directory (`env`: its env.json), make the stand-ins inside; the suite the run
+        reads (every file it names exists)."""
         import time
 
         from sgbench.run import rundir
@@ -585,24 +581,18 @@ class Rehearsal:
         ctx.standins = self.run_dir / STANDINS
         try:
             self._mmcv_ops(ctx)
-            for key in build_order(ctx.standin):
-                path = BUILDERS[builder_key(key)](ctx, key)
-                _set(ctx.suite, key, None if path is None else str(path))
-                if path is None:
-                    del ctx.paths[key]
-                else:
-                    ctx.paths[key] = Path(path)
+            for ref in build_order(ctx.loaded.refs, ctx.standin):
+                path = BUILDERS[ref.slot](ctx, ref.key)
+                ctx.change({ref.key: None if path is None else str(path)})
             self._register_clip(ctx)
-            refs = file_refs(ctx.suite, self.base_dir)
-            require_all(refs)  # the loader's own check: every file the run reads now exists
+            require_all(ctx.loaded.refs)  # the loader's own check: every file the run reads now exists
+            self.loaded = ctx.loaded
             if self.created:  # the snapshot names the stand-ins the run reads
                 rundir.write_atomic(self.run_dir / "suite.yaml", rundir.snapshot_text(self.loaded))
         except BaseException:
             self.abandon()
             raise
-        ctx.paths.clear()
-        ctx.paths.update({r.key: r.path for r in refs})
-        used = sorted(set(ctx.paths) - ctx.standin)
+        used = sorted(r.key for r in self.loaded.refs if r.key not in ctx.standin)
         made = f"stand-ins ready in {time.perf_counter() - started:.0f}s; "
         lines = self.notes + ctx.notes + [made + (f"your files: {', '.join(used)}" if used else
                                                   "your files: none (every file is a stand-in)")]
@@ -610,6 +600,7 @@ class Rehearsal:
             write_marker(self.run_dir, lines)
         for line in lines:
             self.log(line)
+        return self.loaded
 
     @staticmethod
     def _mmcv_ops(ctx: Context) -> None:
@@ -626,7 +617,7 @@ class Rehearsal:
 
         b = ctx.suite.benchmark
         if b is not None and b.kind == "geneval" and b.clip_arch == CLIP_ARCH:  # on --resume too
-            register_tiny_clip(ctx.paths["suite.benchmark.clip_weights"].parent)
+            register_tiny_clip(ctx.files.clip_weights.parent)
 
     def abandon(self) -> None:
         """Remove the directory this rehearsal claimed (called before its run starts)."""

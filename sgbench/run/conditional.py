@@ -53,7 +53,7 @@ class ConditionalPredictions:
         self.config = s.metrics.lpips
         self.limit = min(self.config.n_samples or s.metrics.n_samples, s.metrics.n_samples)
         self.block = block_size(s.sampler.batch_size, self.limit)
-        self.model = load_lpips(stages.loaded.paths["suite.metrics.lpips.weights"], self.config.net, stages.device)
+        self.model = load_lpips(stages.loaded.files.lpips_weights, self.config.net, stages.device)
         self._memory: dict[tuple, np.ndarray] = {}
 
     def paired(self, image_acc, seed: int) -> "PairedAccumulator":

@@ -119,11 +119,12 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
         import torch
 
         torch.set_num_threads(suite.threads)
-    stages = make_stages(loaded, device, log, stages_factory)
     try:
         if rehearsal is not None:  # claims its own directory and makes the stand-ins inside
-            rehearsal.build(environment(device, argv, loaded.overrides))
-        stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
+            loaded = rehearsal.build(environment(device, argv, loaded.overrides))
+        stages = make_stages(loaded, device, log, stages_factory)
+        loaded = stages.validate() or loaded  # cheap input checks (prompt files, sample counts; T2I: n_samples)
+        suite = loaded.suite
         target = rehearsal.run_dir if rehearsal is not None else None
         if resume and rank == 0 and rehearsal is None:
             target = rundir.existing_run(root, run_name)

@@ -32,8 +32,8 @@ def pick_device(choice: str) -> str:
     return "cpu"
 
 
-def model_spec(loaded: LoadedSuite, key: str = "checkpoint"):
-    """suite.model -> sgbench.models.ModelSpec (for the main or the weak checkpoint)."""
+def model_spec(loaded: LoadedSuite, checkpoint: Optional[Path] = None):
+    """suite.model -> sgbench.models.ModelSpec of one of its checkpoints (default: the main one)."""
     from sgbench.models.loading import ModelSpec
 
     m = loaded.suite.model
@@ -43,7 +43,7 @@ def model_spec(loaded: LoadedSuite, key: str = "checkpoint"):
             raise UserError(f"suite.model.options.{k}: not a model option (known: {', '.join(sorted(names - {'checkpoint'}))})")
     kwargs = dict(m.options)
     kwargs.update(
-        checkpoint=str(loaded.paths[f"suite.model.{key}"]),
+        checkpoint=str(checkpoint or loaded.files.checkpoint),
         arch=m.arch,
         family=m.family or "auto",
         parametrization=m.parametrization or "auto",
@@ -62,8 +62,9 @@ class Stages(Protocol):
     run_dir: Optional[Path]  # set by run_suite once the run directory exists (per-trial files)
     cells: list  # set by run_suite before load(): the run's cells (sgbench.run.sweep), in run order
 
-    def validate(self) -> None:
-        """Cheap input checks (prompt files, sample counts)."""
+    def validate(self) -> Optional[LoadedSuite]:
+        """Cheap input checks (prompt files, sample counts). Returns the suite completed by what the
+        inputs decide (T2I: metrics.n_samples from the prompts), None where they decide nothing."""
 
     def use(self, cell) -> None:
         """Sample with this cell's networks from now on (a checkpoint sweep's trials switch them)."""
@@ -125,7 +126,7 @@ class ClassStages(Stages):
             self.cells = resolve_cells(self.loaded)
         self.use(self.cells[0])  # the other cells' files were checked by resolve_cells
         self.decoder = self._decoder()
-        weights = self.loaded.paths.get("suite.metrics.weights")
+        weights = self.loaded.files.metrics_weights
         self.extractor = get_extractor(s.metrics.extractor, weights_path=str(weights) if weights else None,
                                        device=self.device, batch_size=s.metrics.batch_size)
         self._check_reference_resolution()
@@ -153,7 +154,7 @@ class ClassStages(Stages):
                     import torch
 
                     torch.cuda.empty_cache()
-                self.denoisers[role] = load_denoiser(model_spec(self.loaded, ref.spec_key), self.device)
+                self.denoisers[role] = load_denoiser(model_spec(self.loaded, ref.path), self.device)
                 self._networks[role] = ref.key
         if cell.sweep and self.cell is not None:
             self.log(f"checkpoint sweep: now {cell.describe()}")
@@ -173,14 +174,14 @@ class ClassStages(Stages):
         from sgbench.data.shapes import IMAGE_SIZE  # the built-in dataset (r.dataset == 'shapes')
 
         r = self.suite.metrics.reference
-        side = IMAGE_SIZE if r.path is None else reference_side(self.loaded.paths["suite.metrics.reference.path"])
+        side = IMAGE_SIZE if r.path is None else reference_side(self.loaded.files.reference)
         want = self.sample_side()
         if side is not None and side != want:
             raise UserError(f"suite.metrics.reference: its images are {side} px, the samples {want} px; "
                             "compare samples with real images of the same resolution")
 
-    def validate(self) -> None:
-        pass  # the model files are checked by load() (and a sweep's by sgbench.run.sweep.resolve_cells)
+    def validate(self) -> LoadedSuite:
+        return self.loaded  # the model files are checked by load() (and a sweep's by sgbench.run.sweep.resolve_cells)
 
     def close(self) -> None:
         pass
@@ -188,7 +189,7 @@ class ClassStages(Stages):
     def _decoder(self):
         from sgbench.sampling.decode import PixelDecoder, VAEDecoder
 
-        vae = self.loaded.paths.get("suite.model.vae")
+        vae = self.loaded.files.vae
         if vae is not None:
             return VAEDecoder(vae, device=self.device, rounding=self.suite.sampler.rounding)
         return PixelDecoder(rounding=self.suite.sampler.rounding)
@@ -201,7 +202,7 @@ class ClassStages(Stages):
         pr = image_columns(self.suite.metrics.extractor).pr
         need_pr = any(k in pr for k in self.suite.metrics.metric_keys)
         if r.path is not None:
-            return load_reference(self.loaded.paths["suite.metrics.reference.path"], self.extractor,
+            return load_reference(self.loaded.files.reference, self.extractor,
                                   need_features=need_pr, batch_size=self.suite.metrics.batch_size, log=self.log)
         from sgbench.data.shapes import shapes_reference_images  # r.dataset == 'shapes' (the only one)
 

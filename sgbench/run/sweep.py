@@ -34,11 +34,6 @@ class CheckpointRef:
     path: Path
     step: Optional[int]  # training iteration (None: unknown, only for a network that is not swept)
 
-    @property
-    def spec_key(self) -> str:
-        """The key `sgbench.run.stages.model_spec` takes (after 'suite.model.')."""
-        return self.key[len(f"{ROOT}.model."):]
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -122,43 +117,44 @@ def resolve_cells(loaded: LoadedSuite, facts=None) -> list[Cell]:
     read; in a sweep every file is read lazily (`facts(spec)` -> its Checkpoint description,
     default `sgbench.models.loading.checkpoint_facts`) for its step, its parametrization and its
     architecture (one per sweep). Raises UserError before anything is created."""
-    m = loaded.suite.model
+    m, files = loaded.suite.model, loaded.files
     if not m.is_sweep:
-        main = CheckpointRef(f"{ROOT}.model.checkpoint", m.checkpoint, loaded.paths[f"{ROOT}.model.checkpoint"], None)
-        weak_key = f"{ROOT}.model.weak_checkpoint"
-        weak = CheckpointRef(weak_key, m.weak_checkpoint, loaded.paths[weak_key], None) if weak_key in loaded.paths else None
+        main = CheckpointRef(f"{ROOT}.model.checkpoint", m.checkpoint, files.checkpoint, None)
+        weak = (None if files.weak_checkpoint is None else
+                CheckpointRef(f"{ROOT}.model.weak_checkpoint", m.weak_checkpoint, files.weak_checkpoint, None))
         return [Cell(main, weak)]
     if facts is None:
         from sgbench.models.loading import checkpoint_facts as facts
-    mains = _swept(loaded, "sweep", m.sweep, facts) if m.sweep else [_single(loaded, "checkpoint", m.checkpoint, facts)]
+    if m.sweep:
+        mains = _swept(loaded, "sweep", m.sweep, files.sweep, facts)
+    else:
+        mains = [_single(loaded, "checkpoint", m.checkpoint, files.checkpoint, facts)]
     if m.weak_sweep:
-        weaks = _swept(loaded, "weak_sweep", m.weak_sweep, facts)
-    elif f"{ROOT}.model.weak_checkpoint" in loaded.paths:
-        weaks = [_single(loaded, "weak_checkpoint", m.weak_checkpoint, facts)]
+        weaks = _swept(loaded, "weak_sweep", m.weak_sweep, files.weak_sweep, facts)
+    elif files.weak_checkpoint is not None:
+        weaks = [_single(loaded, "weak_checkpoint", m.weak_checkpoint, files.weak_checkpoint, facts)]
     else:
         weaks = [None]
     swept = (bool(m.sweep), bool(m.weak_sweep))
     return [Cell(main, weak, j == 0, swept) for main in mains for j, weak in enumerate(weaks)]
 
 
-def _spec(loaded: LoadedSuite, key: str):
+def _spec(loaded: LoadedSuite, path: Path):
     from sgbench.run.stages import model_spec
 
-    return model_spec(loaded, key[len(f"{ROOT}.model."):])
+    return model_spec(loaded, path)
 
 
-def _single(loaded: LoadedSuite, name: str, given: str, facts) -> CheckpointRef:
+def _single(loaded: LoadedSuite, name: str, given: str, path: Path, facts) -> CheckpointRef:
     """The network that is not swept: its step if the file records one (a column, never required)."""
-    key = f"{ROOT}.model.{name}"
-    return CheckpointRef(key, given, loaded.paths[key], facts(_spec(loaded, key)).step)
+    return CheckpointRef(f"{ROOT}.model.{name}", given, path, facts(_spec(loaded, path)).step)
 
 
-def _swept(loaded: LoadedSuite, section: str, entries, facts) -> list[CheckpointRef]:
+def _swept(loaded: LoadedSuite, section: str, entries, paths: tuple[Path, ...], facts) -> list[CheckpointRef]:
     refs, first = [], None
-    for i, entry in enumerate(entries):
+    for i, (entry, path) in enumerate(zip(entries, paths)):
         key = f"{ROOT}.model.{section}[{i}].checkpoint"
-        path = loaded.paths[key]
-        ck = facts(_spec(loaded, key))
+        ck = facts(_spec(loaded, path))
         where = f"{ROOT}.model.{section}[{i}]"
         if ck.step is not None and entry.step is not None and ck.step != entry.step:
             raise UserError(f"{where}.step: {entry.step} is given, but {path} records step {ck.step}: remove "

@@ -32,8 +32,9 @@ class T2IStages(ClassStages):
         self._text_len = None
 
     # ---- loading ------------------------------------------------------------------------
-    def validate(self) -> None:
-        """Read the prompts and check the sample counts (cheap; before the run directory exists)."""
+    def validate(self) -> LoadedSuite:
+        """Read the prompts and check the sample counts (cheap; before the run directory exists);
+        the suite with its samples per trial and seed filled in (default: every prompt's images)."""
         from sgbench.t2i.scoring import BenchmarkPrompts
 
         items, group = self._items()
@@ -42,12 +43,16 @@ class T2IStages(ClassStages):
         self.prompts = BenchmarkPrompts(items, self.suite.sampler.images_per_prompt, group)
         self.order = self.prompts.sample_order()
         self._check_sample_count()
+        if self.suite.metrics.n_samples is None:
+            self.loaded = self.loaded.derive({"suite.metrics.n_samples": self.prompts.total})
+            self.suite = self.loaded.suite
         from sgbench.models.loading import read_sgbench_metadata
 
-        meta = read_sgbench_metadata(self.loaded.paths["suite.model.checkpoint"]) or {}
+        meta = read_sgbench_metadata(self.loaded.files.checkpoint) or {}
         side, want = int(meta.get("image_size", 0) or 0), self.suite.sampler.resolution
         if side and want and want != side:
             raise UserError(f"suite.sampler.resolution {want} does not match the model ({side} px)")
+        return self.loaded
 
     def load(self) -> None:
         from sgbench.models.loading import load_denoiser
@@ -59,8 +64,8 @@ class T2IStages(ClassStages):
         items = self.prompts.items
         spec = model_spec(self.loaded)
         spec.text_encoder = dict(s.model.text_encoder)
-        if "suite.model.text_encoder.path" in self.loaded.paths:  # resolved like every suite path
-            spec.text_encoder["path"] = str(self.loaded.paths["suite.model.text_encoder.path"])
+        if self.loaded.files.text_encoder is not None:  # resolved like every suite path
+            spec.text_encoder["path"] = str(self.loaded.files.text_encoder)
         denoiser = load_denoiser(spec, self.device)  # the T2I family builds its text encoder
         if any(m.needs_random_condition for m in s.methods):  # ICG's random conditions
             denoiser.use_prompt_pool(self.prompts.prompts)
@@ -74,54 +79,50 @@ class T2IStages(ClassStages):
         pass  # one model, loaded by load(): the suite schema refuses checkpoint sweeps for T2I suites
 
     def _items(self) -> tuple[list[dict], str]:
-        b, paths = self.benchmark, self.loaded.paths
+        b, files = self.benchmark, self.loaded.files
         if b.kind == "hpsv3":
             from sgbench.t2i.hpsv3_client import load_benchmark_prompts
 
-            return load_benchmark_prompts(paths["suite.benchmark.prompts"]), "category"
+            return load_benchmark_prompts(files.prompts), "category"
         from sgbench.t2i.geneval import COCO_OBJECT_NAMES, read_metadata_jsonl
 
         if b.kind == "geneval":
-            return read_metadata_jsonl(paths["suite.benchmark.metadata"], COCO_OBJECT_NAMES), "tag"
+            return read_metadata_jsonl(files.metadata, COCO_OBJECT_NAMES), "tag"
         from sgbench.t2i.shapes_world import SHAPES, evaluation_metadata
 
-        meta = paths.get("suite.benchmark.metadata")
+        meta = files.metadata
         return (read_metadata_jsonl(meta, SHAPES) if meta else evaluation_metadata(b.n_per_tag, b.prompt_seed)), "tag"
 
     def _check_sample_count(self) -> None:
-        m, total = self.suite.metrics, self.prompts.total
-        if m.n_samples is None:
-            m.n_samples = total
-        elif m.n_samples > total:
-            raise UserError(f"suite.metrics.n_samples ({m.n_samples}) exceeds the benchmark's "
+        n, total = self.suite.metrics.n_samples, self.prompts.total
+        if n is not None and n > total:
+            raise UserError(f"suite.metrics.n_samples ({n}) exceeds the benchmark's "
                             f"{len(self.prompts.items)} prompts x {self.prompts.images_per_prompt} images = {total}")
+        n = total if n is None else n
         p = self.suite.search.pruning if self.suite.search else None
-        for i, n in enumerate(p.fidelities if p else []):
-            if n >= m.n_samples:
+        for i, f in enumerate(p.fidelities if p else []):
+            if f >= n:
                 raise UserError(f"suite.search.pruning.fidelities[{i}]: must be < the samples per trial "
-                                f"({m.n_samples}); the last fidelity is every sample")
+                                f"({n}); the last fidelity is every sample")
 
     def _load_scorer(self) -> None:
-        b, paths = self.benchmark, self.loaded.paths
+        b, files = self.benchmark, self.loaded.files
         if b.kind == "hpsv3":
             from sgbench.t2i.hpsv3_client import HPSv3WorkerConfig
 
-            cfg = paths.get("suite.benchmark.hps_config")
+            cfg = files.hps_config
             self.worker = HPSv3WorkerConfig(
-                python=str(paths["suite.benchmark.hps_python"]), base_model=str(paths["suite.benchmark.hps_base_model"]),
-                checkpoint=str(paths["suite.benchmark.hps_checkpoint"]), config=str(cfg) if cfg else None,
+                python=str(files.hps_python), base_model=str(files.hps_base_model),
+                checkpoint=str(files.hps_checkpoint), config=str(cfg) if cfg else None,
                 device=self.device.split(":")[0], batch_size=b.hps_batch_size)
             self.worker.check()
             return
-        from sgbench.t2i.geneval import GenEvalOptions
-
-        self.options = GenEvalOptions.parse(f"{k}={v}" for k, v in b.options.items())
+        self.options = b.options  # parsed and checked with the suite
         if b.kind == "geneval":
             from sgbench.t2i.geneval_backends import MMDetDetector, load_clip_color_classifier
 
-            self.detector = MMDetDetector(paths["suite.benchmark.detector_config"],
-                                          paths["suite.benchmark.detector_checkpoint"], self.device)
-            self.colors = load_clip_color_classifier(paths["suite.benchmark.clip_weights"], b.clip_arch,
+            self.detector = MMDetDetector(files.detector_config, files.detector_checkpoint, self.device)
+            self.colors = load_clip_color_classifier(files.clip_weights, b.clip_arch,
                                                      self.device, self.options)
         else:
             from sgbench.t2i.shapes_world import ShapesColorClassifier, ShapesDetector

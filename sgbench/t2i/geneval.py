@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from sgbench.errors import UserError
-from sgbench.metrics.benchmarks import GENEVAL, GENEVAL_TAG, GENEVAL_TAGS
+# GenEvalOptions lives with the benchmarks' plain data: the suite schema parses a suite's options
+# without importing sgbench.t2i
+from sgbench.metrics.benchmarks import GENEVAL, GENEVAL_TAG, GENEVAL_TAGS, GenEvalOptions
 
 COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white"]
 TAGS = list(GENEVAL_TAGS)  # GenEval's task tags; display names (paper Table 5) in GENEVAL_TAGS
@@ -45,42 +46,6 @@ COCO_OBJECT_NAMES = [
     "computer keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
     "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
 ]
-
-
-@dataclass
-class GenEvalOptions:
-    """GenEval's `--options` (same names and defaults)."""
-
-    threshold: float = 0.3
-    counting_threshold: float = 0.9
-    max_objects: int = 16
-    max_overlap: float = 1.0  # NMS IoU threshold; 1.0 = no NMS (GenEval's default)
-    position_threshold: float = 0.1
-    bgcolor: str = "#999"  # background of the masked crops for CLIP ('original' keeps the image)
-    crop: bool = True
-
-    @classmethod
-    def parse(cls, pairs: Iterable[str]) -> "GenEvalOptions":
-        """From 'key=value' strings (GenEval's --options)."""
-        kinds = {f.name: f.type for f in fields(cls)}
-        values = {}
-        for pair in pairs:
-            key, sep, value = str(pair).partition("=")
-            if not sep or key not in kinds:
-                raise UserError(f"bad GenEval option {pair!r}; known: {', '.join(kinds)} (as key=value)")
-            kind = kinds[key]
-            try:
-                if kind in ("bool", bool):
-                    values[key] = value in ("1", "true", "True")
-                elif kind in ("int", int):
-                    values[key] = int(value)
-                elif kind in ("float", float):
-                    values[key] = float(value)
-                else:
-                    values[key] = value
-            except ValueError:
-                raise UserError(f"bad value for GenEval option {key}: {value!r}") from None
-        return cls(**values)
 
 
 # ----------------------------------------------------------------------------- pure scoring
