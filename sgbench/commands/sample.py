@@ -45,6 +45,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda")
     s.add_argument("--out", required=True, help="output FILE.npz in ADM's layout (arr_0 uint8 NHWC images, arr_1 labels)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
     return p
 
 
@@ -139,7 +140,8 @@ def main(args) -> int:
         print(f"sgbench sample: {msg}", file=sys.stderr)
 
     with process_group(env, device):
-        out = run_sharded(produce, Path(args.out), args.num_samples, args.batch_size, manifest, env, log)
+        out = run_sharded(produce, Path(args.out), args.num_samples, args.batch_size, manifest, env, log,
+                          progress=not args.no_progress)
     if env.is_main:
         print(out)
     return 0
