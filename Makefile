@@ -11,9 +11,12 @@ STAMP := $(VENV)/.sgbench-setup
 
 setup: $(STAMP)
 
+# The distribution is sparse-guidance-bench (docs/install.md): a distribution named `sgbench` in the
+# venv (this project's former name, or PyPI's unrelated sgbench) owns the same module, so it goes first.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install -q $(TORCH_PIN)
+	! $(BIN)/pip show -q sgbench >/dev/null 2>&1 || $(BIN)/pip uninstall -q -y sgbench
 	$(BIN)/pip install -q -e '.[dev,t2i]'
 	touch $(STAMP)
 

@@ -15,6 +15,7 @@ from sgbench.errors import UserError
 # name -> module; order is the order in `sgbench --help`.
 COMMANDS = {
     "run": "sgbench.commands.run",
+    "suites": "sgbench.commands.suites",
     "report": "sgbench.commands.report",
     "check": "sgbench.commands.check",
     "sample": "sgbench.commands.sample",
@@ -32,10 +33,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import sgbench
+
     parser = _Parser(
         prog="sgbench",
         description="Benchmark and evaluation harness for Sparse Guidance of token-sparse diffusion transformers.",
     )
+    parser.add_argument("--version", action="version", version=f"sgbench {sgbench.version()}",
+                        help="print `sgbench VERSION` and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in COMMANDS.items():
         try:

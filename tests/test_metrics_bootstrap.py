@@ -191,9 +191,9 @@ def test_accumulator_records_an_se_per_metric_independent_of_batching():
     assert list(got) == keys + [k + "_se" for k in keys]
     assert all(got[k + "_se"] > 0 for k in keys)
     _, again = run([(0, 7), (7, 8), (8, 40)])
-    # weights follow the sample position, not the batches; the sums of outer products may round
-    # differently per batching (BLAS kernels vary with memory alignment), hence rel=1e-12
-    assert again == pytest.approx(got, rel=1e-12, abs=0)
+    # weights follow the sample position, not the batches; the features themselves may differ in the last
+    # bits between batch sizes (the CPU's convolution kernels depend on the batch), a wrong weight by far more
+    assert list(again) == list(got) and again == pytest.approx(got, rel=1e-9, abs=0)
     _, other_seed = run([(0, 40)], seed=10)
     assert other_seed["class_acc_se"] != got["class_acc_se"]
     assert {k: v for k, v in other_seed.items() if not k.endswith("_se")} == {k: v for k, v in got.items() if not k.endswith("_se")}

@@ -153,7 +153,7 @@ def test_cli_flops_json(capsys):
                          (["--guidance", "cfg", "--omega", "50"], "--omega: must be <= 20"),
                          (["--guidance", "cfg"], "--omega: required"),
                          (["--guidance", "cfg", "--omega", "2", "--interval", "0.9,0.1"], "--interval:"),
-                         (["--solver", "rk4"], "unknown solver"),
+                         (["--solver", "rk4"], "argument --solver: invalid choice: 'rk4'"),
                          (["--steps", "0"], "--steps: must be >= 1")):
         rc = cli_main(["flops", "--arch", "DiT-S/8", *bad])
         err = capsys.readouterr().err

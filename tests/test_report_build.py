@@ -100,7 +100,7 @@ def test_empty_and_failed_runs_say_so(tmp_path, capsys):
     assert "nothing to report: no trial completed (3 failed)" in md
     assert "## Failed trials" in md and "| t0000 | Unguided | 0 | 0 | – | (no error line recorded) | – |" in md
     assert "no trial completed" in (tmp_path / "o2" / "report.html").read_text()
-    assert "warning: failed: nothing to report" in capsys.readouterr().out
+    assert "warning: failed: nothing to report" in capsys.readouterr().err
 
 
 def test_two_runs_side_by_side(tmp_path):
@@ -151,7 +151,9 @@ def test_report_lives_with_its_run_wherever_the_run_is(tmp_path, capsys):
     run = write_run(tmp_path / "my-runs" / "r", small_rows(), grids=False)  # a root not named results
     assert cli(["report", str(run)]) == 0
     assert (run / "report" / "report.html").is_file()
-    assert f"wrote {run / 'report'}/" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"wrote {run / 'report'}/" in captured.err
+    assert captured.out == f"{run / 'report' / 'report.html'}\n"  # stdout: the report's path, for scripts
     assert cli(["report", str(run), "--out", str(tmp_path / "elsewhere")]) == 0
     assert (tmp_path / "elsewhere" / "report.html").is_file()
     assert json.loads((tmp_path / "elsewhere" / "report.json").read_text())["runs"] == [str(run.resolve())]

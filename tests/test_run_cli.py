@@ -46,9 +46,12 @@ def read(path):
 
 def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
     code = main(["run", str(tiny_suite), "--out", str(tmp_path / "results"), "--no-progress"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 0, err
     run_dir = tmp_path / "results" / "tiny"
+    # stdout is the outcome alone (scripts capture it); per-trial lines and progress go to stderr
+    assert out == f"run: {run_dir}\nreport: {run_dir / 'report' / 'report.html'}\n"
+    assert "b-unguided" in err and "b-unguided" not in out
     rows = read(run_dir / "trials.csv")
     assert [(r["trial_id"], r["method"], r["gamma_weak"]) for r in rows] == [
         ("b-unguided", "none", ""), ("b-cfg", "cfg", ""), ("s-0000", "sg", "0.5"), ("s-0001", "sg", "0.75")]
@@ -83,7 +86,6 @@ def test_tiny_suite_runs_end_to_end(tiny_suite, tmp_path, capsys):
 
     if importlib.util.find_spec("sgbench.report") is not None:  # the report stage ran last, into the run
         assert (run_dir / "report" / "report.md").is_file(), err
-        assert f"report: {run_dir / 'report' / 'report.html'}" in err
 
 
 def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path, capsys, monkeypatch):
@@ -108,6 +110,7 @@ def test_interrupted_run_resumes_only_the_remaining_trials(tiny_suite, tmp_path,
 
     calls.clear()
     assert main(["run", str(tiny_suite), "--out", out, "--resume", "--no-progress", "--no-report"]) == 0
+    assert capsys.readouterr().out == f"run: {run_dir}\n"  # no report written: no report line
     assert sorted(calls) == [0.5, 0.75]  # only the interrupted trial and the one never started
     rows = read(run_dir / "trials.csv")
     assert [r["trial_id"] for r in rows] == ["b-unguided", "b-cfg", "s-0000", "s-0001"]

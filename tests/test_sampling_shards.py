@@ -136,6 +136,7 @@ def test_sample_command_writes_adm_npz(tmp_path, capsys):
     ck = save_tiny_model(tmp_path / "m.safetensors")
     out = tmp_path / "s.npz"
     assert cli(["sample", "--checkpoint", str(ck), *SG_ARGS, "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}\n"  # stdout: the file written, for scripts; progress on stderr
     with np.load(out) as z:
         assert z["arr_0"].shape == (5, 8, 8, 3) and z["arr_0"].dtype == np.uint8
         assert z.files == ["arr_0", "arr_1"] and z["arr_1"].dtype == np.int64
@@ -163,7 +164,7 @@ def test_sample_command_decodes_latents_with_a_vae(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--guidance", "xfg"], "unknown guidance method"),
+        (["--guidance", "xfg"], "argument --guidance: invalid choice: 'xfg'"),
         (["--guidance", "sg", "--omega", "2", "--gamma-strong", "0.9", "--gamma-weak", "0.5"], "gamma_strong < gamma_weak"),
         (["--guidance", "ag", "--omega", "2"], "--weak-checkpoint"),
         (["--guidance", "cfg", "--omega", "-1"], "--omega: must be >= 0"),
@@ -171,8 +172,8 @@ def test_sample_command_decodes_latents_with_a_vae(tmp_path):
         (["--guidance", "cfg"], "--omega: required for guidance cfg"),
         (["--guidance", "cfg", "--omega", "2", "--interval", "0.5,0.5"], "--interval: must satisfy 0 <= t_lo < t_hi"),
         (["--guidance", "cfg", "--omega", "2", "--gamma-weak", "0.5"], "--gamma-weak: applies only to sg"),
-        (["--solver", "rk4"], "unknown solver"),
-        (["--labels", "odd"], "unknown --labels"),
+        (["--solver", "rk4"], "argument --solver: invalid choice: 'rk4'"),
+        (["--labels", "odd"], "argument --labels: invalid choice: 'odd'"),
         (["--num-samples", "0"], "--num-samples: must be >= 1"),
         (["--preset", "sg_fid"], "--weak-checkpoint"),
         (["--guidance", "sg", "--omega", "2", "--gamma-strong", "linear:0:0.8", "--gamma-weak", "linear:0.8:0",

@@ -14,6 +14,8 @@ import argparse
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.commands import choices as C
+
     p = subparsers.add_parser(
         "convert",
         help="write a tread/SiT/DiT/MaskDiT checkpoint as an sgbench safetensors file that records what it is",
@@ -24,10 +26,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("out", help="output .safetensors file")
     p.add_argument("--arch", help="architecture preset (e.g. SiT-XL/2, DiT-XL/2, MaskDiT-XL/2) for files "
                    "without sgbench metadata")
-    p.add_argument("--family", default="auto", help="dit | maskdit | t2i | auto (default; aliases sit, tread)")
+    p.add_argument("--family", default="auto", choices=("auto", *C.FAMILIES, *C.FAMILY_ALIASES),
+                   help="checkpoint family (default auto: from the file; sit and tread are aliases of dit)")
     p.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24); tread files do not record them")
-    p.add_argument("--parametrization", default="auto",
-                   help="velocity | rf | edm | ddpm; required where the file records none (tread: train.py -> edm, "
+    p.add_argument("--parametrization", default="auto", choices=("auto", *C.PARAMETRIZATIONS),
+                   help="what the network predicts; required where the file records none (tread: train.py -> edm, "
                    "rf.py -> rf; SiT -> velocity; DiT -> ddpm)")
     p.add_argument("--num-classes", type=int, help="number of classes if not inferable")
     p.add_argument("--no-ema", action="store_true", help="take the raw weights, not the EMA weights")

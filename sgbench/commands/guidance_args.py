@@ -19,9 +19,10 @@ FLAGS = {"method": "--guidance", "omega": "--omega", "gamma_strong": "--gamma-st
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("guidance")
-    g.add_argument("--guidance", default=None, metavar="METHOD",
-                   help=f"{' | '.join(METHODS)} (default none)")
-    g.add_argument("--preset", help=f"named setting: {' | '.join(PRESETS)} (options given explicitly override it)")
+    g.add_argument("--guidance", default=None, choices=tuple(METHODS),
+                   help="guidance method (default none: the strong branch alone, unguided)")
+    g.add_argument("--preset", choices=tuple(PRESETS),
+                   help="a named setting of the paper (options given explicitly override its values)")
     g.add_argument("--omega", type=float,
                    help=f"guidance scale in [0, {OMEGA_MAX:g}]; required for a guided method without --preset "
                    "(1 = the strong branch alone)")
@@ -35,7 +36,9 @@ def add_solver_arguments(group) -> None:
     from sgbench.config import limits as L
 
     group.add_argument("--steps", type=L.count_arg(1, L.MAX_STEPS), default=40, help="solver steps (default 40)")
-    group.add_argument("--solver", default="euler", help="euler (default) | heun (checked by sgbench.sampling)")
+    from sgbench.commands.choices import SOLVERS
+
+    group.add_argument("--solver", default=SOLVERS[0], choices=SOLVERS, help=f"ODE solver (default {SOLVERS[0]})")
 
 
 def guidance_config(args) -> GuidanceConfig:

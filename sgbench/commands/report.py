@@ -23,7 +23,9 @@ def register(subparsers):
 
 
 def main(args) -> int:
+    import contextlib
     import json
+    import sys
     from pathlib import Path
 
     from sgbench.report.build import build_report, default_out_dir
@@ -32,10 +34,13 @@ def main(args) -> int:
     run_dirs = [resolve_run_dir(r, args.results) for r in args.runs]
     target = Path(args.out) if args.out else default_out_dir(run_dirs)
     replaced = (target / "report.json").is_file()
-    out = build_report(run_dirs, target, force=args.force)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout: the report's path only
+        out = build_report(run_dirs, target, force=args.force)
     manifest = json.loads((out / "report.json").read_text())
     for name, problem in manifest.get("problems", {}).items():
-        print(f"sgbench report: warning: {name}: nothing to report: {problem}")
+        print(f"sgbench report: warning: {name}: nothing to report: {problem}", file=sys.stderr)
     verb = "replaced" if replaced else "wrote"
-    print(f"{verb} {out}/: report.md, report.html, tables.tex and {len(manifest['figures'])} figure(s)")
+    print(f"{verb} {out}/: report.md, report.html, tables.tex and {len(manifest['figures'])} figure(s)",
+          file=sys.stderr)
+    print(out / "report.html")
     return 0

@@ -1,5 +1,9 @@
 """`sgbench run SUITE`: sample, measure, search and report one suite into results/<run>/.
 
+Stdout carries only the outcome, for scripts: `run: <run directory>`, then `report: <its
+report.html>` when this invocation wrote the report (run_dir=$(sgbench run S | sed -n 's/^run: //p')).
+Everything else (per-trial lines, progress, warnings) goes to stderr.
+
 Exit codes: 0 every trial done, 1 a trial failed (its traceback is in results/<run>/errors/),
 2 bad input (nothing was written), 3 trials left (other workers, --max-trials), 130 SIGINT,
 143 SIGTERM (the trial in progress is re-queued; --resume continues).
@@ -16,7 +20,12 @@ def register(subparsers):
         help="run a benchmark suite (YAML): baselines + Optuna search -> results/<run>/trials.csv + report",
         description=__doc__,
     )
-    p.add_argument("suite", help="suite YAML file (e.g. suites/quickstart.yaml)")
+    p.add_argument("suite", help="suite YAML file (e.g. suites/quickstart.yaml), or a shipped one: "
+                                 "sgbench:suites/quickstart.yaml (`sgbench suites` lists them)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="change one suite key for this run, checked like the file (repeatable): KEY a dotted path "
+                        "with list indices (sampler.steps, methods[1].omega), VALUE YAML (20, [1.5, 2.0], null); "
+                        "recorded in the run's suite.yaml, compared by --resume")
     p.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
     p.add_argument("--name", default=None, help="run name (default: the suite's name); the run goes to DIR/NAME")
     p.add_argument("--resume", action="store_true",
@@ -37,16 +46,25 @@ def register(subparsers):
 
 
 def main(args) -> int:
+    import contextlib
     import sys
 
     from sgbench.run.main import run_suite
+    from sgbench.run.rundir import world
     from sgbench.run.signals import RunInterrupted
 
-    try:
-        result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name, max_trials=args.max_trials,
-                           report=not args.no_report, progress=not args.no_progress, argv=sys.argv,
-                           rehearse=args.rehearse, workers=args.workers)
+    stdout = sys.stdout
+    try:  # a library that prints while the run works writes to stderr: stdout stays the outcome
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name,
+                               max_trials=args.max_trials, report=not args.no_report,
+                               progress=not args.no_progress, argv=sys.argv, rehearse=args.rehearse,
+                               workers=args.workers, overrides=args.overrides)
     except RunInterrupted as e:
         print(f"sgbench run: stopped by {e}", file=sys.stderr)
         return e.exit_code
+    if world()[0] == 0:  # under torchrun every rank runs this; rank 0 speaks for the run
+        print(f"run: {result.run_dir}", file=stdout)
+        if result.report is not None:
+            print(f"report: {result.report}", file=stdout)
     return result.exit_code

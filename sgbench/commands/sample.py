@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sgbench.commands.guidance_args import add_guidance_arguments, add_solver_ar
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from sgbench.commands import choices as C
     from sgbench.config import limits as L
 
     p = subparsers.add_parser(
@@ -26,8 +28,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--checkpoint", help="model checkpoint (sgbench safetensors, DiT/SiT, tread, MaskDiT)")
     m.add_argument("--arch", help="architecture preset (e.g. SiT-XL/2) when the file carries no sgbench metadata")
-    m.add_argument("--parametrization", default="auto",
-                   help="velocity | rf | edm | ddpm, for files that do not record it (auto, the default: the file's record)")
+    m.add_argument("--parametrization", default="auto", choices=("auto", *C.PARAMETRIZATIONS),
+                   help="what the network predicts, for files that do not record it (default auto: the file's record)")
     m.add_argument("--routes", help="TREAD routes, comma separated (e.g. 2-24)")
     m.add_argument("--num-classes", type=L.count_arg(1, L.MAX_CLASSES), help="number of classes if not inferable")
     m.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints pickling Python objects other than tensors, containers and argparse Namespaces")
@@ -35,14 +37,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_guidance_arguments(p)
     s = p.add_argument_group("sampling")
     add_solver_arguments(s)
-    s.add_argument("--num-samples", type=L.count_arg(1, L.MAX_SAMPLES), required=True)
+    s.add_argument("--num-samples", type=L.count_arg(1, L.MAX_SAMPLES), required=True, metavar="N",
+                   help="images to generate (50000 for the ADM protocol's FID@50k)")
     s.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=32, help="per worker; also the shard size (default 32)")
-    s.add_argument("--seed", type=L.count_arg(0, 2**63 - 1), default=0)
-    s.add_argument("--labels", default="random",
-                   help="random (uniform from (seed, i), as ADM/DiT/SiT; default) | balanced (index %% classes)")
+    s.add_argument("--seed", type=L.count_arg(0, 2**63 - 1), default=0,
+                   help="image i's noise and label come from (seed, i): the same bytes on any worker count (default 0)")
+    s.add_argument("--labels", default=C.LABEL_MODES[0], choices=C.LABEL_MODES,
+                   help="class labels: random (uniform from (seed, i), as ADM/DiT/SiT; default) or balanced "
+                        "(index %% classes)")
     s.add_argument("--vae", help="diffusers AutoencoderKL directory for latent models (e.g. sd-vae-ft-ema)")
-    s.add_argument("--rounding", default="round", help="round (DiT/SiT, default) | truncate (MaskDiT/tread)")
-    s.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda")
+    s.add_argument("--rounding", default=C.ROUNDINGS[0], choices=C.ROUNDINGS,
+                   help="pixels to uint8: round (DiT/SiT, default) or truncate (MaskDiT/tread)")
+    s.add_argument("--device", default="auto", choices=C.DEVICES,
+                   help="auto (default: cuda if available, else cpu); cuda is this worker's cuda:LOCAL_RANK")
     s.add_argument("--out", required=True, help="output FILE.npz in ADM's layout (arr_0 uint8 NHWC images, arr_1 labels)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
@@ -85,7 +92,6 @@ def main(args) -> int:
     from sgbench.guidance import build_rule
     from sgbench.sampling import PixelDecoder, VAEDecoder, generate
     from sgbench.sampling.distributed import dist_env, process_group, worker_device
-    from sgbench.sampling.seeding import LABEL_MODES
     from sgbench.sampling.shards import run_sharded
     from sgbench.sampling.solvers import check_rule
 
@@ -93,8 +99,6 @@ def main(args) -> int:
     cfg = guidance_config(args)
     rule = build_rule(cfg)
     check_rule(rule, args.steps, args.solver)  # also: steps >= 1, a known solver
-    if args.labels not in LABEL_MODES:
-        raise UserError(f"unknown --labels {args.labels!r}; known: {', '.join(LABEL_MODES)}")
     if cfg.needs_weak_network and not args.weak_checkpoint:
         raise UserError(f"guidance {cfg.method} needs --weak-checkpoint (an earlier checkpoint of the same run)")
     if args.checkpoint is None and args.arch is None:
@@ -139,9 +143,10 @@ def main(args) -> int:
     def log(msg):
         print(f"sgbench sample: {msg}", file=sys.stderr)
 
-    with process_group(env, device):
+    stdout = sys.stdout
+    with process_group(env, device), contextlib.redirect_stdout(sys.stderr):  # stdout: the .npz path only
         out = run_sharded(produce, Path(args.out), args.num_samples, args.batch_size, manifest, env, log,
                           progress=not args.no_progress)
     if env.is_main:
-        print(out)
+        print(out, file=stdout)
     return 0

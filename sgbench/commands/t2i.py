@@ -27,8 +27,9 @@ def register(subparsers):
     g.add_argument("--detector-config", help="mmdet config (mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py)")
     g.add_argument("--detector-checkpoint", help="Mask2Former Swin-S COCO checkpoint (.pth)")
     g.add_argument("--clip-weights", help="OpenAI ViT-L/14 weights file for open_clip")
-    g.add_argument("--clip-arch", default="ViT-L-14-quickgelu")
-    g.add_argument("--device", default="cpu")
+    g.add_argument("--clip-arch", default="ViT-L-14-quickgelu",
+                   help="open_clip model name of --clip-weights (default ViT-L-14-quickgelu, GenEval's)")
+    g.add_argument("--device", default="cpu", metavar="DEVICE", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     g.add_argument("--options", nargs="*", default=[], metavar="KEY=VALUE",
                    help="GenEval options: threshold, counting_threshold, max_objects, max_overlap, "
                         "position_threshold, bgcolor, crop")
@@ -36,7 +37,7 @@ def register(subparsers):
     g.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
 
     s = sub.add_parser("geneval-summary", help="per-tag and overall GenEval scores of a results .jsonl")
-    s.add_argument("results")
+    s.add_argument("results", help="results .jsonl written by `sgbench t2i geneval`")
     s.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     h = sub.add_parser("hpsv3", help="score images with HPSv3 (per category + overall, Table 4)")
@@ -45,16 +46,19 @@ def register(subparsers):
     h.add_argument("--hps-base-model", required=True, help="Qwen2-VL-7B-Instruct directory")
     h.add_argument("--hps-checkpoint", required=True, help="HPSv3.safetensors")
     h.add_argument("--hps-config", default=None, help="HPSv3 YAML (default: the package's)")
-    h.add_argument("--device", default="cpu")
-    h.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
-    h.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=4)
+    h.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="torch device of the HPSv3 worker, e.g. cpu, cuda, cuda:1 (default cpu)")
+    h.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="HPSv3 model precision (default auto: bfloat16 on CUDA, float32 on CPU)")
+    h.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=4, help="images per HPSv3 call (default 4)")
     h.add_argument("--out", default=None, help="per-image scores .jsonl (default: next to the manifest)")
     h.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
 
     q = sub.add_parser("shapes-prompts", help="write shapes-world prompts as GenEval evaluation_metadata.jsonl")
-    q.add_argument("--n-per-tag", type=L.count_arg(1, 100_000), default=20)
-    q.add_argument("--seed", type=int, default=43)
-    q.add_argument("--out", required=True)
+    q.add_argument("--n-per-tag", type=L.count_arg(1, 100_000), default=20,
+                   help="prompts per GenEval tag (single_object, two_object, counting, ...; default 20)")
+    q.add_argument("--seed", type=int, default=43, help="prompt sampling seed (default 43)")
+    q.add_argument("--out", required=True, help="output evaluation_metadata .jsonl")
     p.set_defaults(_t2i_parser=p)
     return p
 

@@ -30,15 +30,34 @@ def expand_vars(text: str, what: str = "path") -> str:
     return _VAR.sub(sub, text)
 
 
+PACKAGE_PREFIX = "sgbench:"  # names a file inside the installed package (its assets/ and suites/)
+
+
+def _in_package(text: str) -> Path:
+    import sgbench
+
+    return Path(sgbench.__file__).parent / text[len(PACKAGE_PREFIX):]
+
+
 def resolve_path(text: str, base_dir: Path) -> Path:
     """Expand ${VAR} / ${VAR:-default}, ~ and the sgbench: prefix; relative -> base_dir."""
     expanded = expand_vars(text)
-    if expanded.startswith("sgbench:"):
-        import sgbench
-
-        return Path(sgbench.__file__).parent / expanded[len("sgbench:"):]
+    if expanded.startswith(PACKAGE_PREFIX):
+        return _in_package(expanded)
     p = Path(expanded).expanduser()
     return Path(os.path.normpath(p if p.is_absolute() else (base_dir / p)))
+
+
+def command_line_file(text) -> Path:
+    """A suite or training config named on the command line: a path (~ expands), or a shipped one,
+    `sgbench:suites/quickstart.yaml`, which must exist (`sgbench suites` lists them)."""
+    text = str(text)
+    if not text.startswith(PACKAGE_PREFIX):
+        return Path(text).expanduser()
+    path = _in_package(text)
+    if not path.is_file():
+        raise UserError(f"{text}: no such file shipped with sgbench ({path}); `sgbench suites` lists the shipped suites")
+    return path
 
 
 @dataclass(frozen=True)

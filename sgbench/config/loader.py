@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sgbench.config.files import FileRef, expand_vars, require_all, resolve_path
+from sgbench.config import overrides as ov
+from sgbench.config.files import FileRef, command_line_file, expand_vars, require_all, resolve_path
+from sgbench.config.kinds import refuse_training_config
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
@@ -59,6 +61,7 @@ class LoadedSuite:
     text: str  # its text, as read
     paths: dict[str, Path] = field(default_factory=dict)  # key path -> resolved file
     storage: str | None = None  # search.storage, ${VAR} expanded (the only copy with credentials)
+    overrides: tuple[str, ...] = ()  # `sgbench run --set KEY=VALUE`, as given (already in `suite`)
 
     def path(self, key: str) -> Path | None:
         return self.paths.get(key)
@@ -161,21 +164,55 @@ def check_extractor(name: str) -> None:
         raise UserError(f"{ROOT}.metrics.extractor: unknown extractor {name!r}; known: {', '.join(known)}")
 
 
-def load_suite(path, check_files: bool = True) -> LoadedSuite:
-    """YAML -> Suite, checked once; with check_files, every missing file is one error."""
-    source = Path(path).expanduser()
-    text = read_text_file(source, "suite file")
-    data = parse_yaml(text, str(source))
+def _typed(data: dict) -> Suite:
     suite = from_dict(Suite, data, ROOT)
     if suite.benchmark is None:
         check_extractor(suite.metrics.extractor)
+    return suite
+
+
+def _typed_with(data: dict, overrides) -> Suite:
+    """The typed check of the file's data with the overrides applied; an error they cause names them."""
+    if not overrides:
+        return _typed(data)
+    changed = ov.apply(data, overrides)  # its own errors name their override
+    try:
+        return _typed(changed)
+    except UserError as e:
+        named = ov.culprits(str(e), overrides)
+        if not named:  # a check across keys (e.g. lpips.n_samples <= n_samples): the file's own error?
+            try:
+                _typed(data)
+            except UserError as own:
+                if str(own) == str(e):
+                    raise e from None
+            named = list(overrides)
+        raise ov.blame(e, named) from None
+
+
+def load_suite(path, check_files: bool = True, overrides=()) -> LoadedSuite:
+    """YAML -> Suite, checked once; with check_files, every missing file is one error.
+    overrides: `KEY=VALUE` texts (`sgbench run --set`, sgbench.config.overrides), applied to the
+    file's data before the check."""
+    parsed = ov.parse_all(overrides)
+    source = command_line_file(path)  # a path, or a shipped suite: sgbench:suites/quickstart.yaml
+    text = read_text_file(source, "suite file")
+    data = parse_yaml(text, str(source))
+    refuse_training_config(data, str(path))
+    suite = _typed_with(data, parsed)
     base_dir = source.resolve().parent
     refs = file_refs(suite, base_dir)
     storage = None
-    if suite.search is not None and suite.search.storage:
-        storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
-        register_url(storage)
-    if check_files:
-        require_all(refs)
+    try:
+        if suite.search is not None and suite.search.storage:
+            storage = expand_vars(suite.search.storage, f"{ROOT}.search.storage")
+            register_url(storage)
+        if check_files:
+            require_all(refs)
+    except UserError as e:  # a file or variable an override names
+        named = ov.culprits(str(e), parsed)
+        if named:
+            raise ov.blame(e, named) from None
+        raise
     return LoadedSuite(suite=suite, source=source, text=text, paths={r.key: r.path for r in refs},
-                       storage=storage)
+                       storage=storage, overrides=tuple(o.text for o in parsed))

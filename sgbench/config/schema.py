@@ -466,7 +466,7 @@ class Suite:
             elif s.objective not in known:
                 fail(f"{path}.search.objective", f"unknown metric {s.objective!r}; this suite measures {', '.join(known)}")
             if s.sampler == "multi-objective" and s.objectives is None:
-                s.objectives = [s.objective, "gflops"]
+                s.objectives = [s.objective, registry.GFLOPS.key]
             for i, k in enumerate(s.objectives or []):
                 if k not in known:
                     fail(f"{path}.search.objectives[{i}]", f"unknown metric {k!r}; this suite measures {', '.join(known)}")

@@ -563,7 +563,8 @@ class Rehearsal:
         self.ctx = Context(suite, paths, Path(), absent, standin)
         _check_makeable(self.ctx)
         # the run reads this object; build() fills in the stand-ins' paths
-        self.loaded = LoadedSuite(suite=suite, source=loaded.source, text=loaded.text, paths=paths)
+        self.loaded = LoadedSuite(suite=suite, source=loaded.source, text=loaded.text, paths=paths,
+                                  overrides=loaded.overrides)
         self.standins = sorted(standin)
 
     @property

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sgbench.guidance.vocabulary import is_unguided, method_display_name
-from sgbench.report.metrics import COST_COLUMNS, SE_SUFFIX, higher_is_better, is_metric
+from sgbench.report.metrics import COST_COLUMNS, GFLOPS, SE_SUFFIX, higher_is_better, is_metric
 from sgbench.report.significance import seed_mean_se
 
 
@@ -172,12 +172,12 @@ def best(summaries: list[Summary], column: str) -> Summary | None:
 
 def unguided_reference(summaries: list[Summary]) -> Summary | None:
     """The unguided setting ΔGFLOPs is measured against: the unguided method, dense if present."""
-    nones = [s for s in summaries if is_unguided(s.setting.method) and "gflops" in s.stats]
+    nones = [s for s in summaries if is_unguided(s.setting.method) and GFLOPS in s.stats]
     dense = [s for s in nones if s.setting.gamma_strong in (None, 0.0)]
     pool = dense or nones
     if not pool:
         return None
-    return max(pool, key=lambda s: s.mean("gflops"))
+    return max(pool, key=lambda s: s.mean(GFLOPS))
 
 
 def pareto_front(points: list[tuple[float, float]], higher: bool) -> list[int]:

@@ -21,7 +21,7 @@ import numpy as np
 from sgbench.guidance.vocabulary import METHODS, SEARCHABLE, is_unguided, method_display_name
 from sgbench.report.aggregate import Summary, best, pareto_front, unguided_reference
 from sgbench.report.heatcells import Panel, cost_panel, panels
-from sgbench.report.metrics import display_name, higher_is_better
+from sgbench.report.metrics import GFLOPS, IMAGES_PER_S, display_name, higher_is_better
 from sgbench.report.tables import NOISE_K, RunSummaries
 
 _DPI = 200  # PNG resolution; report.html shows a PNG at its size in inches (96 CSS px each)
@@ -316,7 +316,7 @@ def cost_heatmap(rs: RunSummaries, path: Path) -> list[Path]:
     """Paper Fig. A1: throughput (else GFLOPs) over (γ_strong, γ_weak), one panel per
     sparse method, averaged over ω and seeds (cost does not depend on ω)."""
     every = rs.summaries + rs.pruned
-    column = "images_per_s" if any("images_per_s" in s.stats for s in every) else "gflops"
+    column = IMAGES_PER_S if any(IMAGES_PER_S in s.stats for s in every) else GFLOPS
     items = [(method_display_name(m), p) for m in SEARCHABLE if (p := cost_panel(rs, m, column)) is not None]
     if not items:
         return []
@@ -332,7 +332,7 @@ def cost_heatmap(rs: RunSummaries, path: Path) -> list[Path]:
     n_rows = max(len(p.gs) for _, p in items)
     n_cols = max(len(p.gw) for _, p in items)
     lay = heat_layout(n_rows, n_cols, len(items))
-    what = "Throughput (images/s)" if column == "images_per_s" else "GFLOPs per image"
+    what = "Throughput (images/s)" if column == IMAGES_PER_S else "GFLOPs per image"
     fig = _heat_figure(plt, items, lay, matplotlib.colormaps["magma" if higher else "magma_r"],
                        Normalize(vmin, vmax), _value_fmt(allv), _label(column), "neither",
                        f"{what} over " r"($\gamma_{\mathrm{strong}}$, $\gamma_{\mathrm{weak}}$)", False)
@@ -408,8 +408,8 @@ def pareto_plot(all_rs: list[RunSummaries], column: str, path: Path) -> list[Pat
     Pareto front per run with each front point's setting labelled, baselines labelled, pruned
     settings hollow (their value is at a lower fidelity; off the axis range: at its edge).
     One run: colour by method; several runs: colour by run, overlaid."""
-    series = [(rs, [s for s in rs.summaries if "gflops" in s.stats and column in s.stats],
-               [s for s in rs.pruned if "gflops" in s.stats and column in s.stats]) for rs in all_rs]
+    series = [(rs, [s for s in rs.summaries if GFLOPS in s.stats and column in s.stats],
+               [s for s in rs.pruned if GFLOPS in s.stats and column in s.stats]) for rs in all_rs]
     series = [x for x in series if x[1]]
     if not series or sum(len(x[1]) for x in series) < 2:
         return []
@@ -422,7 +422,7 @@ def pareto_plot(all_rs: list[RunSummaries], column: str, path: Path) -> list[Pat
     # axis range from the complete points (with their error bars), so pruned values cannot squash them
     ys = [s.mean(column) + sgn * (0 if math.isnan(s.se(column)) else s.se(column))
           for _, done, _ in series for s in done for sgn in (-1, 1)]
-    xs = [s.mean("gflops") for _, done, pr in series for s in done + pr]
+    xs = [s.mean(GFLOPS) for _, done, pr in series for s in done + pr]
     ylo, yhi = min(ys), max(ys)
     pad = 0.08 * (yhi - ylo or abs(yhi) or 1.0)
     ylo, yhi = ylo - pad, yhi + pad
@@ -434,7 +434,7 @@ def pareto_plot(all_rs: list[RunSummaries], column: str, path: Path) -> list[Pat
     methods = {s.setting.method for _, done, _ in series for s in done if s.role != "baseline"}
     fronts = []
     for r, (rs, done, pr) in enumerate(series):
-        xy = [(s.mean("gflops"), s.mean(column)) for s in done]
+        xy = [(s.mean(GFLOPS), s.mean(column)) for s in done]
         front = pareto_front(xy, higher)
         fronts.append((r, rs, done, xy, front))
         ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "--",
@@ -442,7 +442,7 @@ def pareto_plot(all_rs: list[RunSummaries], column: str, path: Path) -> list[Pat
         if multi:
             handles[("run", r)] = ax.scatter([], [], marker="o", s=30, color=run_colors[r], label=rs.run.name)
         for s in pr:
-            x, y = s.mean("gflops"), s.mean(column)
+            x, y = s.mean(GFLOPS), s.mean(column)
             marker = "o" if ylo <= y <= yhi else ("^" if y > yhi else "v")
             ax.scatter([x], [min(max(y, ylo), yhi)], s=size(s.setting.omega), marker=marker, facecolors="none",
                        edgecolors=run_colors[r] if multi else "0.55", linewidths=0.9, zorder=2, clip_on=False)

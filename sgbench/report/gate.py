@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from sgbench.errors import UserError
 from sgbench.report.aggregate import Setting, Stat, Summary, setting_of, summarise
-from sgbench.report.metrics import COST_COLUMNS, display_name, higher_is_better, is_metric
+from sgbench.report.metrics import COST_COLUMNS, IMAGES_PER_S, display_name, higher_is_better, is_metric
 from sgbench.report.runs import Run
 from sgbench.report.significance import difference
 
@@ -149,10 +149,15 @@ def compare_runs(new: Run, base: Run, tolerances: dict[str, Tolerance] | None = 
                         "(method, gamma_strong, gamma_weak, omega, schedule, n_samples)")
     extra = [m for m in tolerances if m != "default"]
     new_metrics = set(new.metrics) | {c for s in new_s.values() for c in s.stats}
+    measured = new_metrics | set(base.metrics) | {c for s in base_s.values() for c in s.stats}
+    unmeasured = [m for m in extra if m not in measured]
+    if unmeasured:  # a tolerance that gates nothing is a typo or the wrong runs, not a pass
+        raise UserError(f"--tolerance {', '.join(unmeasured)}: neither {new.name} nor {base.name} measures "
+                        f"{'it' if len(unmeasured) == 1 else 'them'}; they have: {', '.join(sorted(measured))}")
     for setting in matched:
         b, n = base_s[setting], new_s[setting]
         for metric in b.stats:
-            if metric == "images_per_s" and metric not in extra:
+            if metric == IMAGES_PER_S and metric not in extra:
                 continue  # throughput depends on the machine: only on request
             if metric not in n.stats:
                 if metric not in new_metrics and metric not in result.not_measured:

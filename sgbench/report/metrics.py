@@ -12,6 +12,7 @@ from sgbench.metrics import registry
 SETTING_COLUMNS = ("method", "gamma_strong", "gamma_weak", "omega", "schedule", "n_samples")
 ID_COLUMNS = ("trial_id", "role", "seed", "status")
 COST_COLUMNS = registry.cost_keys()
+GFLOPS, GFLOPS_ATTN, IMAGES_PER_S = registry.GFLOPS.key, registry.GFLOPS_ATTN.key, registry.IMAGES_PER_S.key
 # Companion columns `<metric>_se` carry a standard error (bootstrap over samples); they are
 # noise estimates, never metrics themselves.
 SE_SUFFIX = registry.SE_SUFFIX

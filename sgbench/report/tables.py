@@ -25,14 +25,14 @@ from sgbench.guidance.vocabulary import method_display_name, method_order
 from sgbench.metrics import registry
 from sgbench.report.aggregate import (FailedTrial, Summary, best, better, failed_trials, summarise,
                                       unguided_reference)
-from sgbench.report.metrics import (arrow, display_name, higher_is_better, is_metric, metric_order,
+from sgbench.report.metrics import (GFLOPS, GFLOPS_ATTN, IMAGES_PER_S, arrow, display_name, higher_is_better, is_metric, metric_order,
                                      number_format, primary_metric)
 from sgbench.report.runs import Run, train_sparsity
 from sgbench.report.significance import difference
 
 NOISE_K = 2.0  # a difference is beyond noise when |Δ| > NOISE_K · SE (about 95 %, two-sided)
 WITHIN_NOISE = "†"  # mark of a value within noise of the reference row
-COST_ORDER = ("gflops", "gflops_attn", "images_per_s")  # cost columns of the tables, in this order
+COST_ORDER = (GFLOPS, GFLOPS_ATTN, IMAGES_PER_S)  # cost columns of the tables, in this order
 
 
 @dataclass
@@ -166,12 +166,12 @@ def value_cell(summary: Summary, column: str) -> Cell:
 
 
 def _delta_cell(summary: Summary, ref: Summary | None) -> Cell:
-    if ref is None or "gflops" not in summary.stats:
+    if ref is None or GFLOPS not in summary.stats:
         return Cell("–", numeric=True)
     if summary is ref:
         return Cell("0 (baseline)", numeric=True)
-    d = summary.mean("gflops") - ref.mean("gflops")
-    return Cell(("+" if d >= 0 else "−") + format(abs(d), number_format("gflops", ref.mean("gflops"))), numeric=True)
+    d = summary.mean(GFLOPS) - ref.mean(GFLOPS)
+    return Cell(("+" if d >= 0 else "−") + format(abs(d), number_format(GFLOPS, ref.mean(GFLOPS))), numeric=True)
 
 
 def _bold_best(table: Table, columns: list[str | None]) -> None:
@@ -221,10 +221,10 @@ def selected_rows(rs: RunSummaries) -> list[tuple[Cell, Summary]]:
         if best_base is None:
             continue
         target = best_base.mean(primary)
-        ok = [s for s in group if "gflops" in s.stats and primary in s.stats
+        ok = [s for s in group if GFLOPS in s.stats and primary in s.stats
               and not better(primary, target, s.mean(primary))]
         if ok:
-            cheap = min(ok, key=lambda s: (s.mean("gflops"), s.setting.sort_key()))
+            cheap = min(ok, key=lambda s: (s.mean(GFLOPS), s.setting.sort_key()))
             if cheap is not top:
                 rows.append((Cell(name, sub="FLOPs"), cheap))
     return rows
@@ -296,7 +296,7 @@ def summary_table(all_rs: list[RunSummaries]) -> Table | None:
     for c in costs:
         header.append(header_cell(c))
         keys.append(c)
-        if c == "gflops":
+        if c == GFLOPS:
             header.append(Cell("ΔGFLOPs", arrow="↓"))
             keys.append(None)
     unguided = {id(rs): unguided_reference(rs.summaries) for rs in all_rs}
@@ -307,7 +307,7 @@ def summary_table(all_rs: list[RunSummaries]) -> Table | None:
         row = [label] + [make(rs, s) for _, make in context] + [marks.cell(s, m, ref) for m in metrics]
         for c in costs:
             row.append(value_cell(s, c))
-            if c == "gflops":
+            if c == GFLOPS:
                 row.append(_delta_cell(s, unguided[id(rs)]))
         table.rows.append(row)
     _bold_best(table, keys)
@@ -321,9 +321,9 @@ def summary_table(all_rs: list[RunSummaries]) -> Table | None:
                "cheapest setting at least as good as the best baseline (subscript FLOPs)."
                + _samples_note(summaries, primary))
     caption += marks.caption(_ref_name(all_rs))
-    if "gflops" in costs:
+    if GFLOPS in costs:
         caption += " ΔGFLOPs relative to the unguided baseline of the same run."
-    if "gflops_attn" in costs:
+    if GFLOPS_ATTN in costs:
         caption += " GFLOPs: fvcore's count (the paper's); GFLOPs (attn.): with the attention-score products."
     table.caption = caption + " Best in bold."
     return table

@@ -11,7 +11,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("sgbench", "torch", "torchvision", "numpy", "scipy", "optuna", "fvcore", "torch-fidelity",
+import sgbench
+
+# by distribution name; sgbench itself is recorded by its __version__ (the code that ran: PyPI's
+# unrelated `sgbench` distribution may be installed too, and a checkout may be no distribution at all)
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "optuna", "fvcore", "torch-fidelity",
             "diffusers", "safetensors", "pyyaml", "pandas", "pillow")
 
 
@@ -49,16 +53,17 @@ def device_info(device: str) -> dict:
     return info
 
 
-def environment(device: str, argv: list[str]) -> dict:
+def environment(device: str, argv: list[str], overrides=()) -> dict:
     return {
         "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(argv),
+        "overrides": list(overrides),  # `--set KEY=VALUE`, as given (their values are in suite.yaml)
         "host": socket.gethostname(),
         "rank": int(os.environ.get("RANK", "0")),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": {p: _version(p) for p in PACKAGES},
+        "packages": {"sgbench": sgbench.__version__, **{p: _version(p) for p in PACKAGES}},
         "git": git_commit(),
         **device_info(device),
     }

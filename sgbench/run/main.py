@@ -18,6 +18,7 @@ from typing import Optional
 from sgbench.config.loader import load_suite
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import method_spec
+from sgbench.run.rundir import log_to_stderr
 from sgbench.run.signals import Interrupts
 from sgbench.secrets import redact
 
@@ -31,6 +32,7 @@ class RunResult:
     failed: int  # failed trials in trials.csv
     unfinished: int  # trials not done (other workers, --max-trials, a rung blocked by a failure)
     worker_codes: list[int] = field(default_factory=list)  # exit codes of local workers 1..N-1 (--workers)
+    report: Optional[Path] = None  # the report's report.html, when this invocation wrote one
 
     @property
     def exit_code(self) -> int:
@@ -40,10 +42,6 @@ class RunResult:
         from sgbench.run.workers import combine
 
         return combine([own, *self.worker_codes])
-
-
-def _log_to_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class _HeldLog:
@@ -68,7 +66,7 @@ class _HeldLog:
 def run_suite(suite_path, out="results", resume: bool = False, name=None, max_trials=None,
               report: bool = True, progress: bool = True, argv=None, log=None, stages_factory=None,
               retry_failed: Optional[bool] = None, rehearse: bool = False, workers: Optional[int] = None,
-              progress_factory=None) -> RunResult:
+              progress_factory=None, overrides=()) -> RunResult:
     """Run (or resume) a suite; returns the run directory and what is left (`exit_code`).
 
     stages_factory(loaded, device, log) -> Stages replaces the real model/metric stages (tests).
@@ -77,25 +75,28 @@ def run_suite(suite_path, out="results", resume: bool = False, name=None, max_tr
     rehearse: tiny sizes and stand-ins for missing files, in a rehearsal directory (sgbench.rehearse).
     workers: local worker processes (default: the suite's `workers`; sgbench.run.workers);
     progress_factory replaces the progress bar (a local worker's goes to worker 0).
+    overrides: `--set KEY=VALUE` texts applied to the suite before its check (sgbench.config.overrides).
     """
-    say = _HeldLog(log or _log_to_stderr)
+    say = _HeldLog(log or log_to_stderr)
     interrupts = Interrupts()
     with interrupts.installed():
         return _run(suite_path, Path(out), resume, name, max_trials, report, progress,
                     list(argv if argv is not None else sys.argv), say, stages_factory,
                     resume if retry_failed is None else retry_failed, interrupts, rehearse, workers,
-                    progress_factory)
+                    progress_factory, tuple(overrides))
 
 
 def _run(suite_path, root: Path, resume, name, max_trials, report, progress, argv, log, stages_factory,
-         retry_failed, interrupts: Interrupts, rehearse: bool = False, workers=None, progress_factory=None) -> RunResult:
+         retry_failed, interrupts: Interrupts, rehearse: bool = False, workers=None, progress_factory=None,
+         overrides=()) -> RunResult:
     from sgbench.run import rundir
     from sgbench.run.env import environment
     from sgbench.run.stages import pick_device
     from sgbench.search.study import default_storage, record_suite
 
     started = time.perf_counter()
-    loaded = load_suite(suite_path, check_files=not rehearse)  # fails fast: bad keys, values, every missing file
+    # fails fast: bad keys, values (the file's and --set's), every missing file
+    loaded = load_suite(suite_path, check_files=not rehearse, overrides=overrides)
     rehearsal = None
     if rehearse:
         from sgbench.rehearse.session import Rehearsal
@@ -109,7 +110,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     if rehearsal is not None and (suite.workers if workers is None else workers) > 1:
         log("rehearsal: one worker (a rehearsal is small; its workers would need stand-ins of their own)")
         workers = 1
-    local = _local_workers(suite, suite_path, workers, size, max_trials, argv, log)
+    local = _local_workers(suite, suite_path, workers, size, max_trials, argv, log, loaded.overrides)
     if local is not None:
         interrupts.listeners.append(local.signalled)
         progress_factory = local.make_progress
@@ -121,7 +122,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     stages = make_stages(loaded, device, log, stages_factory)
     try:
         if rehearsal is not None:  # claims its own directory and makes the stand-ins inside
-            rehearsal.build(environment(device, argv))
+            rehearsal.build(environment(device, argv, loaded.overrides))
         stages.validate()  # cheap input checks (prompt files, sample counts; T2I fills in n_samples)
         target = rehearsal.run_dir if rehearsal is not None else None
         if resume and rank == 0 and rehearsal is None:
@@ -165,7 +166,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
                 record_suite(study, rundir.comparable(loaded.snapshot()))
         return opened
 
-    env = environment(device, argv)
+    env = environment(device, argv, loaded.overrides)
     resumed = rehearsal is None or not rehearsal.created  # a fresh rehearsal claimed its directory in build()
     run_dir, studies = _claim_or_join(loaded, root, run_name, target, env, log, rank, size, open_run_studies, resumed)
     interrupts.check()
@@ -180,8 +181,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     if progress_factory is not None:
         options.progress_factory = progress_factory
     runner = Runner(loaded, run_dir, stages, studies, options, interrupts, log)
-    hint = (f"`sgbench run {suite_path}{' --rehearse' if rehearsal else ''} --resume --name {run_dir.name}"
-            f"{' --out ' + str(root) if str(root) != 'results' else ''}`")
+    hint = resume_hint(suite_path, run_dir, root, rehearsal is not None, loaded.overrides)
     stopped = True
     try:
         if local is not None:
@@ -200,13 +200,25 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
     if result.unfinished:
         log(f"{result.unfinished} trial(s) not finished here (other workers, or --max-trials); {hint} continues")
     elif builder is not None:
-        make_report(builder, run_dir, loaded, log)
+        result.report = make_report(builder, run_dir, loaded, log)
     interrupts.check()
     log(f"done in {time.perf_counter() - started:.0f}s: {run_dir / 'trials.csv'}")
     return result
 
 
-def _local_workers(suite, suite_path, workers: Optional[int], size: int, max_trials, argv, log):
+def resume_hint(suite_path, run_dir: Path, root: Path, rehearsal: bool, overrides=()) -> str:
+    """The command that continues this run, to copy and paste (with its --set options)."""
+    import shlex
+
+    from sgbench.config.overrides import options
+
+    sets = options(overrides)
+    return (f"`sgbench run {shlex.quote(str(suite_path))}{' ' + sets if sets else ''}"
+            f"{' --rehearse' if rehearsal else ''} --resume --name {shlex.quote(run_dir.name)}"
+            f"{' --out ' + shlex.quote(str(root)) if str(root) != 'results' else ''}`")
+
+
+def _local_workers(suite, suite_path, workers: Optional[int], size: int, max_trials, argv, log, overrides=()):
     """The other local workers of `--workers N` / suite `workers` (None: this process alone)."""
     count = suite.workers if workers is None else workers
     if count <= 1:
@@ -216,7 +228,7 @@ def _local_workers(suite, suite_path, workers: Optional[int], size: int, max_tri
         return None
     from sgbench.run.workers import LocalWorkers
 
-    return LocalWorkers(count, suite_path, suite.threads, max_trials, argv, log)
+    return LocalWorkers(count, suite_path, suite.threads, max_trials, argv, log, overrides)
 
 
 def make_stages(loaded, device, log, stages_factory=None):
@@ -353,10 +365,12 @@ def check_report_target(loaded, root: Path, target, run_name: str) -> None:
     check_target(out, sources, bool(loaded.suite.report.options.get("force", False)))
 
 
-def make_report(build_report, run_dir: Path, loaded, log) -> None:
+def make_report(build_report, run_dir: Path, loaded, log) -> Optional[Path]:
+    """The report's report.html (None: it failed; the log says why). `sgbench run` prints the path
+    on stdout (commands/run.py), so it is not logged here."""
     try:
         path = build_report([run_dir], report_dir(loaded, run_dir), **loaded.suite.report.options)
     except Exception as e:  # the results are safe on disk; the report can be rebuilt on its own
         log(f"report failed ({type(e).__name__}: {e}); the results are complete, retry with `sgbench report {run_dir}`")
-        return
-    log(f"report: {path / 'report.html'}")
+        return None
+    return path / "report.html"

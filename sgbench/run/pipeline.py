@@ -29,8 +29,9 @@ from optuna.trial import TrialState
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import GuidanceConfig
+from sgbench.metrics import registry
 from sgbench.run.progress import Progress, fmt_duration
-from sgbench.run.rundir import write_atomic
+from sgbench.run.rundir import log_to_stderr, write_atomic
 from sgbench.run.signals import Interrupts
 from sgbench.run.stages import Stages
 from sgbench.search import study as st
@@ -88,7 +89,7 @@ class Runner:
     studies: list[tuple[Cell, st.Studies]]  # per cell of the run (one outside checkpoint sweeps)
     options: RunOptions = field(default_factory=RunOptions)
     interrupts: Interrupts = field(default_factory=Interrupts)
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = log_to_stderr
 
     def __post_init__(self):
         self.suite = self.loaded.suite
@@ -260,9 +261,10 @@ class Runner:
         self._save_grid(trial_id, grid_images, grid_labels)
         gflops = self.stages.gflops(setting)
         sweep = cell.columns(setting) if cell is not None else {}
+        costs = {registry.GFLOPS.key: gflops, registry.GFLOPS_ATTN.key: self.stages.gflops_attn(setting),
+                 registry.IMAGES_PER_S.key: ips}
         rows = [{"trial_id": trial_id, **setting.columns(), "n_samples": done, "seed": seed, **sweep, **metrics[seed],
-                 "gflops": gflops, "gflops_attn": self.stages.gflops_attn(setting), "images_per_s": ips,
-                 "duration_s": round(time.perf_counter() - started, 3)}
+                 **costs, "duration_s": round(time.perf_counter() - started, 3)}
                 for seed in seeds]
         values = self._objective(metrics, setting, gflops, ips)
         note = ", ".join(f"{k}={np.mean([m[k] for m in metrics.values()]):.4g}"
@@ -290,9 +292,9 @@ class Runner:
     def _objective(self, metrics: dict, setting: GuidanceConfig, gflops: float = math.nan, ips: float = math.nan) -> list[float]:
         out = []
         for k in self.suite.objective_keys:
-            if k == "gflops":
+            if k == registry.GFLOPS.key:
                 out.append(gflops if gflops == gflops else self.stages.gflops(setting))
-            elif k == "images_per_s":
+            elif k == registry.IMAGES_PER_S.key:
                 out.append(ips)
             else:
                 vals = [m.get(k, math.nan) for m in metrics.values()]

@@ -133,14 +133,34 @@ def check_same_suite(run_dir: Path, loaded: LoadedSuite, what: str = "--resume")
     """Continuing a run (--resume, or joining it as another worker) must run the same experiment."""
     diff = suite_difference(read_snapshot(run_dir), loaded)
     if diff:
-        raise UserError(f"{what}: the suite differs from the one {run_dir} was started with ({diff}); "
-                        "start a new run instead (drop --resume)")
+        raise UserError(f"{what}: the suite differs from the one {run_dir} was started with ({diff})"
+                        f"{_overrides_note(run_dir, loaded)}; start a new run instead (drop --resume)")
+
+
+def _overrides_note(run_dir: Path, loaded: LoadedSuite) -> str:
+    """Which --set options the run was started with, when either side has some."""
+    from sgbench.config.overrides import options
+
+    try:
+        env = read_env(run_dir) or {}
+    except UserError:  # refused with its own message right after this check
+        env = {}
+    started = env.get("overrides") if isinstance(env.get("overrides"), list) else []
+    started = [t for t in started if isinstance(t, str)]
+    if not started and not loaded.overrides:
+        return ""
+    return f"; it was started with {options(started) if started else 'no --set'}, this has " \
+           f"{options(loaded.overrides) if loaded.overrides else 'no --set'}"
 
 
 def snapshot_text(loaded: LoadedSuite) -> str:
     import yaml
 
+    from sgbench.config.overrides import options
+
     header = f"# snapshot of {loaded.source} as loaded by sgbench run (defaults filled in)\n"
+    if loaded.overrides:  # one line each: parse() refuses line breaks
+        header += f"# with {options(loaded.overrides)}\n"
     return header + yaml.safe_dump(loaded.snapshot(), sort_keys=False, allow_unicode=True)
 
 
@@ -175,7 +195,14 @@ def _clean_stale_claims(root: Path) -> None:
                 pass
 
 
-def claim(root: Path, name: str, loaded: LoadedSuite, env: dict, log=print) -> Path:
+def log_to_stderr(msg: str) -> None:
+    """The default log of the run's parts: `sgbench run` keeps stdout for its outcome lines."""
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+def claim(root: Path, name: str, loaded: LoadedSuite, env: dict, log=log_to_stderr) -> Path:
     """Create root/<name> (or the next free suffixed name) holding suite.yaml and env.json, atomically."""
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,12 @@ import numpy as np
 from sgbench.config.loader import LoadedSuite
 from sgbench.errors import UserError
 from sgbench.guidance.vocabulary import GuidanceConfig
+from sgbench.run.rundir import log_to_stderr
 from sgbench.run.stages import ClassStages, recorded_columns
 
 
 class T2IStages(ClassStages):
-    def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = print):
+    def __init__(self, loaded: LoadedSuite, device: str, log: Callable[[str], None] = log_to_stderr):
         super().__init__(loaded, device, log)
         self.run_dir: Optional[Path] = None  # set by run_suite; images go to run_dir/images/
         self.benchmark = self.suite.benchmark

@@ -80,8 +80,12 @@ class LocalWorkers:
     """Worker 0's side: starts the other workers once the run directory exists, relays their
     progress and output, forwards signals, and collects their exit codes."""
 
-    def __init__(self, count: int, suite_path, threads: int, max_trials: Optional[int], argv: list[str], log):
-        self.count, self.suite_path, self.threads = count, str(Path(suite_path).resolve()), threads
+    def __init__(self, count: int, suite_path, threads: int, max_trials: Optional[int], argv: list[str], log,
+                 overrides=()):
+        from sgbench.config.files import command_line_file  # sgbench:suites/... names a shipped suite
+
+        self.count, self.suite_path, self.threads = count, str(command_line_file(suite_path).resolve()), threads
+        self.overrides = list(overrides)  # --set: every worker loads the same suite
         self.max_trials, self.argv, self.log = max_trials, argv, log
         self.procs: list[subprocess.Popen] = []
         self.threads_: list[threading.Thread] = []
@@ -104,7 +108,7 @@ class LocalWorkers:
         for k in range(1, self.count):
             read_fd, write_fd = os.pipe()
             spec = {"suite": self.suite_path, "out": str(run_dir.parent.resolve()), "name": run_dir.name,
-                    "max_trials": self.max_trials, "fd": write_fd, "parent": os.getpid(), "worker": k,
+                    "max_trials": self.max_trials, "overrides": self.overrides, "fd": write_fd, "parent": os.getpid(), "worker": k,
                     "argv": [*self.argv, f"(local worker {k})"]}
             proc = subprocess.Popen([sys.executable, "-m", "sgbench.run.workers", json.dumps(spec)], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -265,7 +269,8 @@ def worker_main(spec_text: str) -> int:
     try:
         result = run_suite(spec["suite"], out=spec["out"], resume=True, name=spec["name"],
                            max_trials=spec["max_trials"], report=False, argv=spec["argv"], log=channel.log,
-                           retry_failed=False, workers=1, progress_factory=channel.progress)
+                           retry_failed=False, workers=1, progress_factory=channel.progress,
+                           overrides=spec.get("overrides", []))
         code = result.exit_code
     except RunInterrupted as e:
         code = e.exit_code

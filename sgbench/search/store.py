@@ -14,10 +14,11 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from sgbench.metrics import registry
 from sgbench.search.study import ERROR, ORDER, ROWS, TRIAL_ID, Studies, counted_trials
 
 LEAD = ["trial_id", "role", "method", "gamma_strong", "gamma_weak", "omega", "schedule", "n_samples", "seed"]
-TAIL = ["gflops", "gflops_attn", "images_per_s", "status"]  # gflops: the paper's count; _attn: + attention scores
+TAIL = [registry.GFLOPS.key, registry.GFLOPS_ATTN.key, registry.IMAGES_PER_S.key, "status"]  # gflops: the paper's count; _attn: + attention scores
 # after the design's columns; readers may ignore them. `error`: first line of a failed trial's
 # error (the full traceback is in results/<run>/errors/<trial_id>.txt)
 EXTRA = ["label", "interval", "duration_s", "error"]

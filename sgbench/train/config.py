@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sgbench.config import typed
+from sgbench.config.files import command_line_file
+from sgbench.config.kinds import refuse_suite
 from sgbench.config.typed import empty_section, read_yaml_file
 from sgbench.errors import UserError
 
@@ -95,6 +97,7 @@ class TrainConfig:
 
     task: str
     output: OutputConfig
+    description: str = ""  # one line for `sgbench suites`
     data: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     objective: dict = field(default_factory=dict)
@@ -103,7 +106,8 @@ class TrainConfig:
 
 def load_train_config(path) -> tuple[TrainConfig, dict]:
     """Read and validate a YAML file -> (TrainConfig, the raw mapping for checkpoints)."""
-    raw = read_yaml_file(path, "training config")
+    raw = read_yaml_file(command_line_file(path), "training config")  # or sgbench:suites/train_*.yaml
+    refuse_suite(raw, str(path))
     return parse_train_config(raw), raw
 
 
