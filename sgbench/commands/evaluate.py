@@ -34,6 +34,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="precision/recall distance precision (ADM: float16 with float32 fallback)")
     p.add_argument("--limit", type=L.count_arg(1, L.MAX_SAMPLES), default=None, help="evaluate only the first N samples")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of ADM's lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (drawn only when stderr is a terminal)")
     return p
 
 
@@ -51,6 +52,7 @@ def main(args) -> int:
     from sgbench.metrics.image_io import count_images, iter_images, read_npz_labels
     from sgbench.metrics.reference import load_reference
     from sgbench.metrics.registry import INCEPTION, get, image_columns
+    from sgbench.progress import bar, counted
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     weights = {"inception": args.inception_weights, "dinov2": args.dinov2_weights}.get(args.extractor,
@@ -66,16 +68,20 @@ def main(args) -> int:
         extractor = get_extractor(args.extractor, **kwargs)
         do_pr = not args.no_precision_recall
         reference = load_reference(args.ref, extractor, cache_dir=args.cache_dir, need_features=do_pr,
-                                   batch_size=extractor.batch_size, use_cache=not args.no_cache, log=log)
+                                   batch_size=extractor.batch_size, use_cache=not args.no_cache, log=log,
+                                   progress=not args.no_progress)
         n = min(n, args.limit) if args.limit else n
         labels = (read_npz_labels(args.samples, count_images(args.samples))
                   if image_columns(extractor.name).class_acc else None)
         acc = ImageMetricAccumulator(extractor, precision_recall=do_pr, distance_dtype=args.distance_dtype)
         log(f"computing sample features of {n} images from {args.samples} ...")
         done = 0
-        for batch in iter_images(args.samples, 256, limit=n):
+        sample_bar = bar(n, "sample features", enabled=not args.no_progress)
+        for batch in counted(iter_images(args.samples, 256, limit=n), sample_bar):
             acc.update(batch, None if labels is None else labels[done : done + len(batch)])
             done += len(batch)
+        if do_pr and reference.features is not None:  # k-NN distances of every pair: the slow part on a CPU
+            log(f"computing precision/recall ({len(reference.features)} reference x {done} sample features) ...")
         metrics = acc.compute(reference)
     if args.json:
         print(json.dumps({"samples": str(args.samples), "ref": str(args.ref), "extractor": extractor.name,

@@ -52,6 +52,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="auto (default: cuda if available, else cpu); cuda is this worker's cuda:LOCAL_RANK")
     s.add_argument("--out", required=True, help="output FILE.npz in ADM's layout (arr_0 uint8 NHWC images, arr_1 labels)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
     return p
 
 
@@ -144,7 +145,8 @@ def main(args) -> int:
 
     stdout = sys.stdout
     with process_group(env, device), contextlib.redirect_stdout(sys.stderr):  # stdout: the .npz path only
-        out = run_sharded(produce, Path(args.out), args.num_samples, args.batch_size, manifest, env, log)
+        out = run_sharded(produce, Path(args.out), args.num_samples, args.batch_size, manifest, env, log,
+                          progress=not args.no_progress)
     if env.is_main:
         print(out, file=stdout)
     return 0

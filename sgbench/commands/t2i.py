@@ -34,6 +34,7 @@ def register(subparsers):
                    help="GenEval options: threshold, counting_threshold, max_objects, max_overlap, "
                         "position_threshold, bgcolor, crop")
     g.add_argument("--outfile", default=None, help="results .jsonl (default: <imagedir>/results.jsonl)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
 
     s = sub.add_parser("geneval-summary", help="per-tag and overall GenEval scores of a results .jsonl")
     s.add_argument("results", help="results .jsonl written by `sgbench t2i geneval`")
@@ -51,6 +52,7 @@ def register(subparsers):
                    help="HPSv3 model precision (default auto: bfloat16 on CUDA, float32 on CPU)")
     h.add_argument("--batch-size", type=L.count_arg(1, L.MAX_BATCH), default=4, help="images per HPSv3 call (default 4)")
     h.add_argument("--out", default=None, help="per-image scores .jsonl (default: next to the manifest)")
+    h.add_argument("--no-progress", action="store_true", help="no progress bar (drawn only when stderr is a terminal)")
 
     q = sub.add_parser("shapes-prompts", help="write shapes-world prompts as GenEval evaluation_metadata.jsonl")
     q.add_argument("--n-per-tag", type=L.count_arg(1, 100_000), default=20,
@@ -82,8 +84,8 @@ def _geneval(args) -> int:
 
         from sgbench.t2i.shapes_world import score_images
 
-        results = score_images([np.asarray(Image.open(p)) for p, _ in items], [m for _, m in items], options,
-                               [p for p, _ in items])
+        results = score_images((np.asarray(Image.open(p)) for p, _ in items), [m for _, m in items], options,
+                               [p for p, _ in items], progress=not args.no_progress)
     else:
         for opt, val in (("--detector-config", args.detector_config),
                          ("--detector-checkpoint", args.detector_checkpoint), ("--clip-weights", args.clip_weights)):
@@ -93,7 +95,7 @@ def _geneval(args) -> int:
 
         clip = load_clip_color_classifier(args.clip_weights, args.clip_arch, args.device, options)
         detector = MMDetDetector(args.detector_config, args.detector_checkpoint, args.device)
-        results = ge.evaluate_images(items, detector, clip, options, progress=True)
+        results = ge.evaluate_images(items, detector, clip, options, progress=not args.no_progress)
     out = Path(args.outfile) if args.outfile else Path(args.imagedir) / "results.jsonl"
     ge.write_results_jsonl(results, out)
     print(ge.format_summary(ge.summarize(results)))
@@ -122,7 +124,7 @@ def _hpsv3(args) -> int:
     cfg = HPSv3WorkerConfig(python=args.hps_python, base_model=args.hps_base_model, checkpoint=args.hps_checkpoint,
                             config=args.hps_config, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     with HPSv3Client(cfg) as client:
-        mu = client.score([it["image"] for it in items], [it["prompt"] for it in items], progress=True)
+        mu = client.score([it["image"] for it in items], [it["prompt"] for it in items], progress=not args.no_progress)
     out = Path(args.out) if args.out else Path(args.manifest).with_suffix(".hpsv3.jsonl")
     with open(out, "w") as f:
         for it, m in zip(items, mu):

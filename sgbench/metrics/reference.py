@@ -20,6 +20,8 @@ from typing import Dict, Iterable, Optional
 import numpy as np
 
 from sgbench.errors import UserError
+from sgbench.progress import bar as progress_bar
+from sgbench.progress import counted
 from sgbench.metrics.extractors import cache_digest, file_fingerprint
 from sgbench.metrics.image_io import count_images, folder_images, iter_images, npz_keys
 from sgbench.metrics.stats import FeatureStats, GaussianStats
@@ -138,8 +140,10 @@ def load_reference(
     batch_size: int = 64,
     use_cache: bool = True,
     log=None,
+    progress: bool = False,
 ) -> ReferenceSet:
-    """Reference statistics (and P/R features when `need_features`) for `extractor`."""
+    """Reference statistics (and P/R features when `need_features`) for `extractor`.
+    progress: a bar of the images whose features are computed (on a terminal; not for a cache hit)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     p = Path(path).expanduser()
     if not p.exists():
@@ -180,7 +184,8 @@ def load_reference(
 
     n = count_images(p)
     log(f"computing reference features of {n} images from {p.name} with {extractor.name} ...")
-    ref = ReferenceSet.from_batches(extractor, iter_images(p, batch_size), max_features, str(p))
+    batches = counted(iter_images(p, batch_size), progress_bar(n, "reference features", enabled=progress))
+    ref = ReferenceSet.from_batches(extractor, batches, max_features, str(p))
     if cache_file is not None:
         _save_cache(cache_file, ref)
     ref.gaussians.update(precomputed)

@@ -139,6 +139,7 @@ def _run(suite_path, root: Path, resume, name, max_trials, report, progress, arg
 
         cells = resolve_cells(loaded)  # a checkpoint sweep's files: steps, parametrization, one architecture
         stages.cells = cells
+        stages.progress = progress and rank == 0  # the reference features' bar (the other ranks: none)
         shared = loaded.storage is not None
         studies = None
         if shared:  # a shared study is joined by name: its suite must be ours

@@ -2,7 +2,7 @@
 
 One tqdm bar counts sampled images over every planned trial; pruning shrinks the plan. Each
 finished trial also prints one line with its result and the run's ETA, so logs that are not a
-terminal still show where the run is.
+terminal still show where the run is. The bar is sgbench.progress's (drawn on a terminal only).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 import time
 
 from tqdm.auto import tqdm
+
+from sgbench.progress import bar as progress_bar
 
 
 def fmt_duration(seconds: float) -> str:
@@ -30,8 +32,7 @@ class Progress:
         self.done_trials = 0
         self.total_trials = int(total_trials)
         self.stream = stream or sys.stderr
-        self.bar = tqdm(total=self.total_images, unit="img", desc="sgbench run", dynamic_ncols=True,
-                        disable=not enabled or None, file=self.stream, smoothing=0.05)
+        self.bar = progress_bar(self.total_images, "sgbench run", "img", enabled, self.stream)
 
     def update(self, n: int) -> None:
         self.done_images += n

@@ -61,6 +61,7 @@ class Stages(Protocol):
 
     run_dir: Optional[Path]  # set by run_suite once the run directory exists (per-trial files)
     cells: list  # set by run_suite before load(): the run's cells (sgbench.run.sweep), in run order
+    progress: bool = False  # set by run_suite before load(): bars for the reference features (rank 0)
 
     def validate(self) -> Optional[LoadedSuite]:
         """Cheap input checks (prompt files, sample counts). Returns the suite completed by what the
@@ -203,12 +204,15 @@ class ClassStages(Stages):
         need_pr = any(k in pr for k in self.suite.metrics.metric_keys)
         if r.path is not None:
             return load_reference(self.loaded.files.reference, self.extractor,
-                                  need_features=need_pr, batch_size=self.suite.metrics.batch_size, log=self.log)
+                                  need_features=need_pr, batch_size=self.suite.metrics.batch_size, log=self.log,
+                                  progress=self.progress)
         from sgbench.data.shapes import shapes_reference_images  # r.dataset == 'shapes' (the only one)
+        from sgbench.progress import bar, counted
 
         images, _ = shapes_reference_images(r.n)
         bs = self.suite.metrics.batch_size
         batches = (images[i : i + bs] for i in range(0, len(images), bs))
+        batches = counted(batches, bar(len(images), "reference features", enabled=self.progress))
         return ReferenceSet.from_batches(self.extractor, batches, source=f"shapes held-out n={r.n}")
 
     @property

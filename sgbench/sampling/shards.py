@@ -14,6 +14,7 @@ hidden temporaries, removed on resume). Rank 0 merges after a barrier, then remo
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -21,6 +22,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from sgbench.errors import UserError
+from sgbench.progress import bar as progress_bar
+from sgbench.progress import counted
 from sgbench.sampling.distributed import DistEnv, barrier, broadcast_object
 from sgbench.sampling.npz import IMAGES, LABELS, TMP_SUFFIX, Streamed, atomic_write, labels_key, tmp_name, write_npz
 
@@ -109,8 +112,19 @@ def write_shard(sdir: Path, indices: np.ndarray, images: np.ndarray, labels: np.
     )
 
 
-def merge_shards(sdir: Path, ranges: list[tuple[int, int]], out: Path) -> Path:
-    """Stream all shards, in index order, into `out` (atomic); then delete the shard directory."""
+def finished_images(sdir: Path, ranges: list[tuple[int, int]]) -> int:
+    """Samples in the shards present in `sdir` (every worker's: shards are written atomically),
+    read with one directory listing."""
+    try:
+        names = {e.name for e in os.scandir(sdir)}
+    except OSError:
+        return 0
+    return sum(e - s for s, e in ranges if shard_path(sdir, s, e).name in names)
+
+
+def merge_shards(sdir: Path, ranges: list[tuple[int, int]], out: Path, progress: bool = False) -> Path:
+    """Stream all shards, in index order, into `out` (atomic); then delete the shard directory.
+    progress: a bar of the images merged (on a terminal)."""
     paths = [shard_path(sdir, s, e) for s, e in ranges]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
@@ -132,7 +146,8 @@ def merge_shards(sdir: Path, ranges: list[tuple[int, int]], out: Path) -> Path:
                 raise UserError(f"shard {p.name} has shape {arr.shape} {arr.dtype}, expected {(e - s, *shape)} {dtype}")
             yield arr
 
-    arrays = {IMAGES: Streamed(dtype, (n, *shape), chunks()), LABELS: np.concatenate(labels).astype(np.int64)}
+    merged = counted(chunks(), progress_bar(n, "merge", enabled=progress))
+    arrays = {IMAGES: Streamed(dtype, (n, *shape), merged), LABELS: np.concatenate(labels).astype(np.int64)}
     write_npz(out, arrays)
     for p in paths:
         p.unlink()
@@ -153,8 +168,12 @@ def run_sharded(
     manifest: dict,
     env: DistEnv = DistEnv(),
     log=None,
+    progress: bool = False,
 ) -> Path:
-    """Generate the missing shards on this worker's share, then (rank 0) merge into `out`."""
+    """Generate the missing shards on this worker's share, then (rank 0) merge into `out`.
+
+    progress: rank 0 draws a bar (on a terminal) of the samples in finished shards, every
+    worker's and a resumed run's included, so its rate and ETA are the whole job's."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     out = Path(out)
     sdir = shard_dir(out)
@@ -165,10 +184,18 @@ def run_sharded(
     todo = [r for r in ranges if r not in done]
     if env.is_main and done:
         log(f"resuming: {len(done)} of {len(ranges)} shard(s) already present")
-    for s, e in todo[env.rank :: env.world_size]:
-        parts = list(produce(range(s, e)))  # one batch when the producer's batch is the shard size
-        write_shard(sdir, *(np.concatenate([p[i] for p in parts]) for i in range(3)))
-    barrier(env)
+    total = ranges[-1][1] if ranges else 0
+    bar = progress_bar(total, "sample", initial=total - sum(e - s for s, e in todo), enabled=progress and env.is_main)
+    try:
+        for s, e in todo[env.rank :: env.world_size]:
+            parts = list(produce(range(s, e)))  # one batch when the producer's batch is the shard size
+            write_shard(sdir, *(np.concatenate([p[i] for p in parts]) for i in range(3)))
+            if not bar.disable:  # the other workers' shards too (a listing is cheap next to a batch)
+                bar.update(max(0, finished_images(sdir, ranges) - bar.n))
+        barrier(env)
+        bar.update(total - bar.n)
+    finally:
+        bar.close()
     if env.is_main:  # no barrier after: a long merge must not run into a collective's timeout
-        merge_shards(sdir, ranges, out)
+        merge_shards(sdir, ranges, out, progress)
     return out

@@ -341,11 +341,9 @@ def evaluate_images(items: Iterable[tuple[str, dict]], detector: Detector, color
     options = options or GenEvalOptions()
     results = []
     items = list(items)
-    if progress:
-        from tqdm import tqdm
+    from sgbench.progress import bar
 
-        items = tqdm(items, desc="geneval", unit="img")
-    for path, metadata in items:
+    for path, metadata in bar(len(items), "geneval", enabled=progress, iterable=items):  # on a terminal only
         validate_metadata(metadata, detector.classnames, path)
         image = ImageOps.exif_transpose(Image.open(path))
         bbox, segm = detector(image.convert("RGB"))

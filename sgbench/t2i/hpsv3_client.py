@@ -259,13 +259,13 @@ class HPSv3Client:
     def score(self, image_paths: Sequence[str], prompts: Sequence[str], progress: bool = False) -> np.ndarray:
         if len(image_paths) != len(prompts):
             raise UserError(f"{len(image_paths)} images but {len(prompts)} prompts")
+        from sgbench.progress import bar, counted
+
         bs = self.cfg.batch_size
         starts = range(0, len(image_paths), bs)
-        if progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="hpsv3", unit="batch")
-        mus = [self.score_batch(image_paths[s : s + bs], prompts[s : s + bs])[0] for s in starts]
+        images = bar(len(image_paths), "hpsv3", enabled=progress)  # on a terminal only
+        batches = counted(starts, images, lambda s: len(image_paths[s : s + bs]))
+        mus = [self.score_batch(image_paths[s : s + bs], prompts[s : s + bs])[0] for s in batches]
         return np.concatenate(mus) if mus else np.zeros(0)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -243,17 +243,20 @@ class ShapesColorClassifier:
         return out
 
 
-def score_images(images: Sequence[np.ndarray], metadata: Sequence[dict], options=None,
-                 filenames: Optional[Sequence[str]] = None) -> list[dict]:
-    """GenEval records for in-memory shapes-world images (uint8 HWC) with the analytic models."""
+def score_images(images: Iterable[np.ndarray], metadata: Sequence[dict], options=None,
+                 filenames: Optional[Sequence[str]] = None, progress: bool = False) -> list[dict]:
+    """GenEval records for shapes-world images (uint8 HWC, any iterable: a generator reads files
+    one at a time) with the analytic models; progress: a bar of the images scored (on a terminal)."""
     from PIL import Image
 
+    from sgbench.progress import bar
     from sgbench.t2i.geneval import GenEvalOptions, score_detections, validate_metadata
 
     options = options or GenEvalOptions()
     det, colors = ShapesDetector(), ShapesColorClassifier()
     out = []
-    for i, (img, meta) in enumerate(zip(images, metadata)):
+    pairs = bar(len(metadata), "geneval", enabled=progress, iterable=zip(images, metadata))
+    for i, (img, meta) in enumerate(pairs):
         validate_metadata(meta, SHAPES)
         pil = Image.fromarray(np.asarray(img, np.uint8))
         bbox, segm = det(pil)

@@ -165,11 +165,11 @@ def train(cfg: TrainConfig, raw: dict, progress: bool = True, trust_checkpoint: 
     log_path = run_dir / "log.jsonl"
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-    bar = None
-    if rank == 0 and progress:
-        from tqdm import tqdm
+    from sgbench.progress import bar as progress_bar
 
-        bar = tqdm(total=lc.steps, initial=start, dynamic_ncols=True, mininterval=2.0, desc=f"train {cfg.task}")
+    # on a terminal only (log.jsonl is the record); a resumed run's steps do not count towards the rate
+    bar = progress_bar(lc.steps, f"train {cfg.task}", "step", enabled=rank == 0 and progress, initial=start,
+                       mininterval=2.0)
 
     model.train()
     t0 = time.perf_counter()
@@ -195,14 +195,12 @@ def train(cfg: TrainConfig, raw: dict, progress: bool = True, trust_checkpoint: 
         done = step + 1
         running += float(loss.detach())
         running_n += 1
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
         if done % lc.log_every == 0 or done == lc.steps:
             avg = running / running_n
             running, running_n = 0.0, 0
             if rank == 0:
-                if bar is not None:
-                    bar.set_postfix(loss=f"{avg:.4f}", lr=f"{lr_at(step, lc.lr, lc.warmup_steps):.1e}")
+                bar.set_postfix(loss=f"{avg:.4f}", lr=f"{lr_at(step, lc.lr, lc.warmup_steps):.1e}")
                 rec = {"step": done, "loss": avg, "wall_s": elapsed_before + time.perf_counter() - t0, **extra}
                 with open(log_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")
@@ -218,8 +216,7 @@ def train(cfg: TrainConfig, raw: dict, progress: bool = True, trust_checkpoint: 
                 import torch.distributed as dist
 
                 dist.barrier()
-    if bar is not None:
-        bar.close()
+    bar.close()
 
     wall = elapsed_before + time.perf_counter() - t0
     summary = {}
