@@ -12,6 +12,7 @@ from sgbench.config.kinds import refuse_training_config
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
 from sgbench.errors import UserError
+from sgbench.metrics.benchmarks import BENCHMARKS
 from sgbench.secrets import redact_url, register_url
 
 ROOT = "suite"
@@ -174,11 +175,8 @@ def file_refs(suite: Suite, base_dir: Path) -> list[FileRef]:
         refs.append(FileRef(f"{ROOT}.model.vae", resolve_path(m.vae, base_dir), "dir", HOW["vae"], "vae"))
     b = suite.benchmark
     if b is not None:
-        keys = {"geneval": ("metadata", "detector_config", "detector_checkpoint", "clip_weights"),
-                "hpsv3": ("prompts", "hps_python", "hps_base_model", "hps_checkpoint", "hps_config"),
-                "shapes_geneval": ("metadata",)}[b.kind]
         kinds = {"prompts": "any", "hps_base_model": "dir"}
-        for key in keys:
+        for key in BENCHMARKS[b.kind].files:
             if getattr(b, key):
                 refs.append(FileRef(f"{ROOT}.benchmark.{key}", resolve_path(getattr(b, key), base_dir),
                                     kinds.get(key, "file"), HOW[key], key))

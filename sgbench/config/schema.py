@@ -364,17 +364,12 @@ class BenchmarkConfig:
     def check(self, path: str) -> None:
         if self.kind not in BENCHMARKS:
             fail(f"{path}.kind", f"unknown benchmark {self.kind!r}; known: {', '.join(BENCHMARKS)}")
-        if self.kind == "geneval":
-            for key in ("metadata", "detector_config", "detector_checkpoint", "clip_weights"):
-                if not getattr(self, key):
-                    fail(f"{path}.{key}", "required for kind geneval")
-        if self.kind == "hpsv3":
-            for key in ("prompts", "hps_python", "hps_base_model", "hps_checkpoint"):
-                if not getattr(self, key):
-                    fail(f"{path}.{key}", "required for kind hpsv3")
-            if self.options.changed:
-                fail(f"{path}.options", f"GenEval's options; kind hpsv3 is scored by the HPSv3 reward model, which takes "
-                                        f"none (remove {', '.join(self.options.changed)})")
+        for key in BENCHMARKS[self.kind].required:
+            if not getattr(self, key):
+                fail(f"{path}.{key}", f"required for kind {self.kind}")
+        if self.kind == "hpsv3" and self.options.changed:
+            fail(f"{path}.options", f"GenEval's options; kind hpsv3 is scored by the HPSv3 reward model, which takes "
+                                    f"none (remove {', '.join(self.options.changed)})")
         limits.check_count(self.max_prompts, f"{path}.max_prompts", 0, limits.MAX_SAMPLES)
         limits.check_count(self.n_per_tag, f"{path}.n_per_tag", 1, limits.MAX_SAMPLES)
         limits.check_count(self.hps_batch_size, f"{path}.hps_batch_size", 1, limits.MAX_BATCH)

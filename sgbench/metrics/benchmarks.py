@@ -53,12 +53,19 @@ class Benchmark:
     scorer: str  # the provider of its metric columns (sgbench.metrics.registry)
     group_key: str  # the prompt field its per-group columns follow ('tag', 'category')
     description: str
+    files: tuple[str, ...] = ()  # the `benchmark.<key>` user files it reads
+    required: tuple[str, ...] = ()  # of those, the ones a suite must name
 
 
+_GENEVAL_FILES = ("metadata", "detector_config", "detector_checkpoint", "clip_weights")
+_HPSV3_FILES = ("prompts", "hps_python", "hps_base_model", "hps_checkpoint")
 BENCHMARKS = {b.kind: b for b in (
-    Benchmark("geneval", GENEVAL.provider, "tag", "GenEval prompts, Mask2Former detector and CLIP colour classifier"),
-    Benchmark("shapes_geneval", GENEVAL.provider, "tag", "GenEval's rules on the CPU shapes world (analytic detector)"),
-    Benchmark("hpsv3", HPSV3.provider, "category", "HPDv3 benchmark prompts scored by the HPSv3 reward model"),
+    Benchmark("geneval", GENEVAL.provider, "tag", "GenEval prompts, Mask2Former detector and CLIP colour classifier",
+              _GENEVAL_FILES, _GENEVAL_FILES),
+    Benchmark("shapes_geneval", GENEVAL.provider, "tag", "GenEval's rules on the CPU shapes world (analytic detector)",
+              ("metadata",)),
+    Benchmark("hpsv3", HPSV3.provider, "category", "HPDv3 benchmark prompts scored by the HPSv3 reward model",
+              _HPSV3_FILES + ("hps_config",), _HPSV3_FILES),
 )}
 
 
