@@ -9,7 +9,8 @@ Ground truth (`grid`): suites/quickstart.yaml's model, sampler and metrics (shap
 steps, FD on the shipped classifier against 2000 held-out shapes, bootstrap standard errors) at
 `N_SAMPLES` = 250 samples a point, over the grid its small grid generalises to — `SPACE` below:
 gamma_weak on the 0.1 lattice, gamma_strong on its even tenths (25 pairs gamma_strong <
-gamma_weak) x the quickstart's omega {3, 6, 9} = 75 points — every point streamed to the full
+gamma_weak) x omega {3, 6, 9, 12} (the quickstart's three and one beyond, so the optimum is
+bracketed) = 100 points — every point streamed to the full
 sample count through sgbench's own stages (`sgbench.run.stages.ClassStages`: the code
 `sgbench run` samples and measures with) and measured at every fidelity of `FIDELITIES` on the
 way (sample i is fixed by (seed, i), so FD@50 is the FD of the first 50 samples of FD@250's
@@ -51,14 +52,14 @@ sys.path.insert(0, str(ROOT))
 QUICKSTART = ROOT / "suites" / "quickstart.yaml"
 TABLE = ROOT / "benchmarks" / "data" / "search_efficiency_grid.csv"
 # The quickstart grid generalised: gamma_weak on the 0.1 lattice, gamma_strong on its even
-# tenths (25 pairs gamma_strong < gamma_weak) and the quickstart's own omega values {3, 6, 9}: 75
-# points. (The full 0.1 lattice, 45 pairs x 3 omega = 135 points, did not fit in the hour this
-# shared 2-core machine had for it; gamma_strong's cost is monotone, so the even tenths keep its
-# whole range.)
+# tenths (25 pairs gamma_strong < gamma_weak) and omega {3, 6, 9, 12} (the quickstart's own values
+# and one beyond: the best FD of {3, 6, 9} lay at omega 9, the grid's edge): 100 points. (The full
+# 0.1 lattice, 45 pairs x 4 omega = 180 points, did not fit in the hour this shared 2-core machine
+# had for it; gamma_strong's cost is monotone, so the even tenths keep its whole range.)
 SPACE = {
     "gamma_strong": {"low": 0.0, "high": 0.8, "step": 0.2},
     "gamma_weak": {"low": 0.1, "high": 0.9, "step": 0.1},
-    "omega": {"low": 3.0, "high": 9.0, "step": 3.0},
+    "omega": {"low": 3.0, "high": 12.0, "step": 3.0},
 }
 # Every point at 250 samples, not the quickstart's 500: 135 x 500 samples took ~2 h of one CPU core
 # here (measured 50-75 s a point), 250 keeps the ground truth to about an hour. The FD standard
@@ -187,6 +188,7 @@ def ground_truth(out: Path, jobs: int) -> None:
     n_points = len(grid_points(loaded.suite.search.space))
     out.parent.mkdir(parents=True, exist_ok=True)
     parts = [out.with_name(f".{out.name}.part{j}") for j in range(jobs)]
+    measured_before = len({key_of(r) for part in _parts_of(parts[0]) for r in read_rows(part)})
     started = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, __file__, "_shard", str(j), str(jobs), str(parts[j])], env=env)
@@ -214,7 +216,8 @@ def ground_truth(out: Path, jobs: int) -> None:
         f"# regenerate: {GT_COMMAND}",
         f"# measured: {time.strftime('%Y-%m-%d')}, {_git_commit()}, {os.cpu_count()} cores, 1 torch thread per job,"
         f" {jobs} job(s), niced, beside other work; the points' streams {seconds / 60:.1f} min in all,"
-        f" this invocation's wall {(time.perf_counter() - started) / 60:.1f} min",
+        f" this invocation's wall {(time.perf_counter() - started) / 60:.1f} min"
+        f" ({n_points - min(measured_before, n_points)} of the points; the others from earlier shard files)",
         "# columns `seconds`: time of the point's stream up to that row (informational, machine-dependent)",
     ]
     tmp = out.with_name(f".{out.name}.tmp")
@@ -464,14 +467,20 @@ def score(table: GridTable, scores: Scores, r: Replay) -> dict:
 
 # ---- the strategies ------------------------------------------------------------------------------
 
-GRID_TRIALS = 75  # points of SPACE
+def _lattice(spec: dict) -> list[float]:
+    steps = round((spec["high"] - spec["low"]) / spec["step"])
+    return [round(spec["low"] + i * spec["step"], 6) for i in range(steps + 1)]
+
+
+GRID_TRIALS = len([1 for gs in _lattice(SPACE["gamma_strong"]) for gw in _lattice(SPACE["gamma_weak"])
+                   if gs < gw]) * len(_lattice(SPACE["omega"]))  # points of SPACE
 QUARTER = GRID_TRIALS // 4  # full trials in 25 % of the grid's samples
 STRATEGIES = {  # name -> (search section, seeded: does the search seed change what it does)
     "grid": ({"sampler": "grid"}, False),
-    # the shipped quickstart's pruning, on this grid: 75 x 100 + 38 x 250 = 91 % of the grid's samples
+    # the shipped quickstart's pruning, on this grid: 100 x 100 + 50 x 250 = 90 % of the grid's samples
     "grid + median": ({"sampler": "grid", "pruning": {"fidelities": [100], "pruner": "median"}}, False),
     # rung-synchronous successive halving; a promoted point is measured again from sample 0:
-    # 1/3: 75 x 25 + 25 x 50 + 9 x 100 + 3 x 250 = 25.5 %; 1/4: 75 x 25 + 19 x 50 + 5 x 100 + 2 x 250 = 20.4 %
+    # 1/3: 100 x 25 + 34 x 50 + 12 x 100 + 4 x 250 = 25.6 %; 1/4: 100 x 25 + 25 x 50 + 7 x 100 + 2 x 250 = 19.8 %
     "grid + halving": ({"sampler": "grid", "pruning": {"fidelities": [25, 50, 100], "pruner": "halving"}}, False),
     "grid + halving 1/4": ({"sampler": "grid", "pruning": {"fidelities": [25, 50, 100], "pruner": "halving",
                                                            "reduction_factor": 4}}, False),

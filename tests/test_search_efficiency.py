@@ -120,7 +120,7 @@ def test_the_shipped_ground_truth_is_the_benchmarks_grid(se):
     table = se.GridTable.read(se.TABLE)
     space = SpaceConfig(**{k: RangeConfig(**v) for k, v in se.SPACE.items()})
     assert [se.key_of(p) for p in table.points] == [se.key_of(p) for p in grid_points(space)]
-    assert len(table.points) == se.GRID_TRIALS == 75 and table.sample_counts == [*se.FIDELITIES, se.N_SAMPLES]
+    assert len(table.points) == se.GRID_TRIALS == 100 and table.sample_counts == [*se.FIDELITIES, se.N_SAMPLES]
     assert f"# fingerprint: {se.fingerprint()}" in table.header
     assert any(h.startswith("# regenerate: ") for h in table.header)
     assert all(math.isfinite(v["fd_classifier"]) and v["fd_classifier_se"] > 0 for v in table.values.values())
