@@ -35,9 +35,7 @@ PACKAGE_PREFIX = "sgbench:"  # names a file inside the installed package (its as
 
 
 def _in_package(text: str) -> Path:
-    import sgbench
-
-    return Path(sgbench.__file__).parent / text[len(PACKAGE_PREFIX):]
+    return package_dir() / text[len(PACKAGE_PREFIX):]
 
 
 def resolve_path(text: str, base_dir: Path) -> Path:

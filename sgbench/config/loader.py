@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from sgbench.config import overrides as ov
-from sgbench.config.files import FileRef, command_line_file, expand_vars, require_all, resolve_path
+from sgbench.config.files import (FileRef, command_line_file, expand_vars, package_dir, require_all,
+                                  resolve_path)
 from sgbench.config.kinds import refuse_training_config
 from sgbench.config.schema import Suite
 from sgbench.config.typed import from_dict, load_yaml, read_text_file, to_dict
@@ -142,10 +143,8 @@ SHIPPED = {
 
 
 def _how(path: Path, default: str) -> str:
-    import sgbench
-
     try:
-        rel = path.resolve().relative_to(Path(sgbench.__file__).resolve().parent).as_posix()
+        rel = path.resolve().relative_to(package_dir()).as_posix()
     except ValueError:
         return default
     return SHIPPED.get(rel, default)
