@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sgbench.commands import printing_to_stderr
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -39,7 +40,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
-    import contextlib
     import json
     import sys
 
@@ -64,7 +64,7 @@ def main(args) -> int:
         kwargs["batch_size"] = args.batch_size
     n = count_images(args.samples)  # validates the sample file before loading any network
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  (stdout stays ADM's lines / JSON)
-    with contextlib.redirect_stdout(sys.stderr):  # what a library prints while loading, too
+    with printing_to_stderr():
         extractor = get_extractor(args.extractor, **kwargs)
         do_pr = not args.no_precision_recall
         reference = load_reference(args.ref, extractor, cache_dir=args.cache_dir, need_features=do_pr,

@@ -23,18 +23,18 @@ def register(subparsers):
 
 
 def main(args) -> int:
-    import contextlib
     import json
     import sys
     from pathlib import Path
 
+    from sgbench.commands import printing_to_stderr
     from sgbench.report.build import build_report, default_out_dir
     from sgbench.report.runs import resolve_run_dir
 
     run_dirs = [resolve_run_dir(r, args.results) for r in args.runs]
     target = Path(args.out) if args.out else default_out_dir(run_dirs)
     replaced = (target / "report.json").is_file()
-    with contextlib.redirect_stdout(sys.stderr):  # stdout: the report's path only
+    with printing_to_stderr():  # stdout: the report's path only
         out = build_report(run_dirs, target, force=args.force)
     manifest = json.loads((out / "report.json").read_text())
     for name, problem in manifest.get("problems", {}).items():

@@ -46,16 +46,15 @@ def register(subparsers):
 
 
 def main(args) -> int:
-    import contextlib
     import sys
 
+    from sgbench.commands import printing_to_stderr
     from sgbench.run.main import run_suite
     from sgbench.run.rundir import world
     from sgbench.run.signals import RunInterrupted
 
-    stdout = sys.stdout
-    try:  # a library that prints while the run works writes to stderr: stdout stays the outcome
-        with contextlib.redirect_stdout(sys.stderr):
+    try:
+        with printing_to_stderr():
             result = run_suite(args.suite, out=args.out, resume=args.resume, name=args.name,
                                max_trials=args.max_trials, report=not args.no_report,
                                progress=not args.no_progress, argv=sys.argv, rehearse=args.rehearse,
@@ -64,7 +63,7 @@ def main(args) -> int:
         print(f"sgbench run: stopped by {e}", file=sys.stderr)
         return e.exit_code
     if world()[0] == 0:  # under torchrun every rank runs this; rank 0 speaks for the run
-        print(f"run: {result.run_dir}", file=stdout)
+        print(f"run: {result.run_dir}")
         if result.report is not None:
-            print(f"report: {result.report}", file=stdout)
+            print(f"report: {result.report}")
     return result.exit_code

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
+from sgbench.commands import printing_to_stderr
 from sgbench.commands.guidance_args import add_guidance_arguments, add_solver_arguments, guidance_config
 
 
@@ -143,10 +143,9 @@ def main(args) -> int:
     def log(msg):
         print(f"sgbench sample: {msg}", file=sys.stderr)
 
-    stdout = sys.stdout
-    with process_group(env, device), contextlib.redirect_stdout(sys.stderr):  # stdout: the .npz path only
+    with process_group(env, device), printing_to_stderr():  # stdout: the .npz path only
         out = run_sharded(produce, Path(args.out), args.num_samples, args.batch_size, manifest, env, log,
                           progress=not args.no_progress)
     if env.is_main:
-        print(out, file=stdout)
+        print(out)
     return 0
